@@ -1,0 +1,71 @@
+"""The ``see3d`` command line: one verb per capability, each a thin wrapper over the Python API.
+
+Each verb lives in its own module under :mod:`see3d.commands` and defines::
+
+    NAME = "verb"
+    HELP = "one line"
+    def add_arguments(parser): ...
+    def run(args) -> int: ...
+
+Verbs are discovered from that package, so adding a capability never edits this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from see3d import __version__
+from see3d.errors import See3DError
+from see3d.log import get_logger, setup_logging
+
+
+def _commands():
+    import see3d.commands as pkg
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mods.append(importlib.import_module(f"see3d.commands.{info.name}"))
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="see3d",
+        description="See3D: learn 3D from pose-free video; turn images or text into 3D scenes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"see3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    setup_logging(args.verbose)
+    try:
+        return int(args._run(args) or 0)
+    except See3DError as e:
+        get_logger().debug("error", exc_info=True)
+        print(f"see3d {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"see3d {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

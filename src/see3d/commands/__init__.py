@@ -1,0 +1,1 @@
+"""One module per ``see3d`` verb (see :mod:`see3d.cli`)."""

@@ -1,0 +1,66 @@
+"""The one place where camera conventions are converted.
+
+Our convention is OpenCV camera-to-world (x right, y down, z forward). Others:
+- OpenGL / nerfstudio / instant-ngp / Blender: x right, y up, z backward (camera looks along -z).
+- COLMAP: world-to-camera rotation as a quaternion (qw, qx, qy, qz) plus translation, OpenCV axes.
+- LLFF ``poses_bounds.npy``: camera-to-world columns in the order (down, right, back) plus
+  (height, width, focal) as a 3x5 matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def opencv_to_opengl(c2w: np.ndarray) -> np.ndarray:
+    """(..., 4, 4) OpenCV c2w -> OpenGL c2w (flip the camera's y and z axes)."""
+    return np.asarray(c2w, dtype=np.float64) @ _FLIP_YZ
+
+
+def opengl_to_opencv(c2w: np.ndarray) -> np.ndarray:
+    """(..., 4, 4) OpenGL c2w -> OpenCV c2w (the flip is its own inverse)."""
+    return np.asarray(c2w, dtype=np.float64) @ _FLIP_YZ
+
+
+def quat_wxyz_to_rotmat(q: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternions (w, x, y, z) -> (..., 3, 3) rotation matrices."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def rotmat_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (w, x, y, z) with w >= 0."""
+    R = np.asarray(R, dtype=np.float64)
+    flat = R.reshape(-1, 3, 3)
+    out = np.empty((len(flat), 4))
+    for i, m in enumerate(flat):
+        # Shepperd's method: pick the largest diagonal combination for stability.
+        tr = np.trace(m)
+        cands = [tr, m[0, 0], m[1, 1], m[2, 2]]
+        k = int(np.argmax(cands))
+        if k == 0:
+            s = np.sqrt(1.0 + tr) * 2
+            q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+        elif k == 1:
+            s = np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
+            q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+        elif k == 2:
+            s = np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
+            q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
+        else:
+            s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
+            q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
+        q = np.asarray(q)
+        out[i] = q / np.linalg.norm(q) * (1 if q[0] >= 0 else -1)
+    return out.reshape(R.shape[:-2] + (4,))

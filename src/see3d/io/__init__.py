@@ -1,0 +1,1 @@
+"""Reading and writing files: images, videos, camera formats, view folders (atomic writes)."""

@@ -1,0 +1,91 @@
+"""nerfstudio / instant-ngp ``transforms.json`` <-> :class:`Cameras` (+ image paths).
+
+The file stores OpenGL camera-to-world matrices (``transform_matrix``); we convert to OpenCV on
+read and back on write. Per-frame intrinsics (``fl_x``, ``fl_y``, ``cx``, ``cy``) override the
+top-level ones. Distortion parameters are not supported and are rejected when non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from see3d.errors import InputError
+from see3d.geometry.cameras import Cameras
+from see3d.geometry.conventions import opencv_to_opengl, opengl_to_opencv
+from see3d.io.atomic import write_json_atomic
+
+_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+
+
+def write_transforms_json(path: str | Path, cameras: Cameras, frames: list[dict] | None = None, extra: dict | None = None) -> None:
+    """Write ``cameras`` to a transforms.json.
+
+    Args:
+        frames: per-camera dicts merged into each frame entry (e.g. ``file_path``, ``depth_file_path``,
+            ``mask_path``, all relative to the json's folder).
+        extra: top-level keys to add (e.g. ``{"depth_unit_scale_factor": 1.0}``).
+    """
+    if frames is not None and len(frames) != len(cameras):
+        raise ValueError(f"write_transforms_json: {len(frames)} frame entries for {len(cameras)} cameras")
+    gl = opencv_to_opengl(cameras.c2w)
+    out: dict = {"camera_model": "OPENCV", "w": cameras.width, "h": cameras.height}
+    shared = np.allclose(cameras.K, cameras.K[0])
+    if shared:
+        K = cameras.K[0]
+        out.update(fl_x=float(K[0, 0]), fl_y=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]))
+    entries = []
+    for i in range(len(cameras)):
+        e: dict = {}
+        if frames is not None:
+            e.update(frames[i])
+        if not shared:
+            K = cameras.K[i]
+            e.update(fl_x=float(K[0, 0]), fl_y=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]))
+        e["transform_matrix"] = gl[i].tolist()
+        entries.append(e)
+    out["frames"] = entries
+    if extra:
+        out.update(extra)
+    write_json_atomic(path, out)
+
+
+def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
+    """Read a transforms.json; returns ``(cameras, frame_entries)`` (entries as stored, in file order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "transforms.json not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e})") from e
+    frames = data.get("frames") if isinstance(data, dict) else None
+    if not frames:
+        raise InputError(path, "has no 'frames' list")
+    if any(abs(float(data.get(k, 0.0))) > 1e-12 for k in _DISTORTION_KEYS):
+        raise InputError(path, "lens distortion parameters are not supported; undistort the images first")
+    Ks, c2ws = [], []
+    try:
+        w = int(data.get("w") or frames[0]["w"])
+        h = int(data.get("h") or frames[0]["h"])
+        for i, f in enumerate(frames):
+            fx = float(f.get("fl_x", data.get("fl_x")))
+            fy = float(f.get("fl_y", data.get("fl_y", fx)))
+            cx = float(f.get("cx", data.get("cx", w / 2)))
+            cy = float(f.get("cy", data.get("cy", h / 2)))
+            m = np.asarray(f["transform_matrix"], dtype=np.float64)
+            if m.shape == (3, 4):
+                m = np.vstack([m, [0, 0, 0, 1]])
+            if m.shape != (4, 4):
+                raise ValueError(f"frame {i}: transform_matrix has shape {m.shape}, expected 4x4")
+            Ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+            c2ws.append(m)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(path, f"malformed camera entry ({e!r})") from e
+    try:
+        cams = Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+    except ValueError as e:
+        raise InputError(path, str(e)) from e
+    return cams, frames

@@ -1,0 +1,39 @@
+"""Logging and progress bars, one style for every command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from tqdm.auto import tqdm
+
+LOGGER_NAME = "see3d"
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """The package logger, or a child of it (``get_logger(__name__)``)."""
+    if name is None or name == LOGGER_NAME:
+        return logging.getLogger(LOGGER_NAME)
+    if name.startswith(LOGGER_NAME + "."):
+        return logging.getLogger(name)
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger(LOGGER_NAME)
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def progress(iterable=None, desc: str = "", total: int | None = None, unit: str = "it", disable: bool | None = None, **kw):
+    """A tqdm progress bar on stderr; hidden automatically when stderr is not a terminal and
+    ``SEE3D_PROGRESS`` is unset (keeps CI logs readable)."""
+    import os
+
+    if disable is None:
+        disable = not (sys.stderr.isatty() or os.environ.get("SEE3D_PROGRESS"))
+    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, dynamic_ncols=True, **kw)
