@@ -18,5 +18,6 @@ ROTATION_ONLY = "rotation_only"  # the camera only rotates about its centre: no 
 TOO_SHORT = "too_short"  # too few frames for a multi-view clip
 SCENE_CUT = "scene_cut"  # a fragment between scene cuts that is too short to keep
 DECODE_ERROR = "decode_error"  # the file could not be read or decoded
+PROCESSING_ERROR = "processing_error"  # a readable file failed during curation (a bug or a resource limit)
 
-REASONS = (OK, PERSON, DYNAMIC, STATIC_CAMERA, SMALL_MOTION, ROTATION_ONLY, TOO_SHORT, SCENE_CUT, DECODE_ERROR)
+REASONS = (OK, PERSON, DYNAMIC, STATIC_CAMERA, SMALL_MOTION, ROTATION_ONLY, TOO_SHORT, SCENE_CUT, DECODE_ERROR, PROCESSING_ERROR)

@@ -64,3 +64,55 @@ def rotmat_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
         q = np.asarray(q)
         out[i] = q / np.linalg.norm(q) * (1 if q[0] >= 0 else -1)
     return out.reshape(R.shape[:-2] + (4,))
+
+
+# ---------------------------------------------------------------------------------------------- LLFF
+def llff_to_opencv(poses: np.ndarray) -> np.ndarray:
+    """(..., 3, 4|5) LLFF camera-to-world (columns down, right, back, centre[, hwf]) -> (..., 4, 4) OpenCV c2w.
+
+    LLFF's rotation columns are the camera's (down, right, back) axes in world coordinates; OpenCV's are
+    (right, down, forward). So x = col 1, y = col 0, z = -col 2. The world frame itself is unchanged.
+    """
+    p = np.asarray(poses, dtype=np.float64)
+    out = np.zeros(p.shape[:-2] + (4, 4))
+    out[..., :3, 0] = p[..., :3, 1]
+    out[..., :3, 1] = p[..., :3, 0]
+    out[..., :3, 2] = -p[..., :3, 2]
+    out[..., :3, 3] = p[..., :3, 3]
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def opencv_to_llff(c2w: np.ndarray) -> np.ndarray:
+    """(..., 4, 4) OpenCV c2w -> (..., 3, 4) LLFF pose (columns down, right, back, centre); inverse of :func:`llff_to_opencv`."""
+    c = np.asarray(c2w, dtype=np.float64)
+    out = np.empty(c.shape[:-2] + (3, 4))
+    out[..., :, 0] = c[..., :3, 1]
+    out[..., :, 1] = c[..., :3, 0]
+    out[..., :, 2] = -c[..., :3, 2]
+    out[..., :, 3] = c[..., :3, 3]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- COLMAP
+def colmap_to_c2w(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
+    """COLMAP world-to-camera ``qvec (..., 4)`` (w, x, y, z) and ``tvec (..., 3)`` -> (..., 4, 4) OpenCV c2w.
+
+    COLMAP's camera axes are OpenCV's, so only the inversion is needed: ``X_cam = R @ X_world + t``.
+    """
+    R = quat_wxyz_to_rotmat(qvec)
+    t = np.asarray(tvec, dtype=np.float64)
+    Rt = np.swapaxes(R, -1, -2)
+    out = np.zeros(R.shape[:-2] + (4, 4))
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", Rt, t)
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def c2w_to_colmap(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 4, 4) OpenCV c2w -> COLMAP world-to-camera ``(qvec (..., 4) wxyz with w >= 0, tvec (..., 3))``."""
+    c = np.asarray(c2w, dtype=np.float64)
+    R = np.swapaxes(c[..., :3, :3], -1, -2)
+    t = -np.einsum("...ij,...j->...i", R, c[..., :3, 3])
+    return rotmat_to_quat_wxyz(R), t

@@ -105,6 +105,83 @@ def iter_frames(path: str | Path, every: int = 1, max_frames: int | None = None)
         container.close()
 
 
+class DecodedFrame:
+    """One decoded frame, converted to RGB only on request (most frames of a sampled video are never
+    converted: :meth:`rgb` is the expensive part after decoding).
+
+    ``time_s`` is the presentation time in seconds (from the frame's timestamp, so variable frame
+    rates are handled), ``index`` the decode-order index, ``rotation_deg`` the display rotation
+    (counter-clockwise, from the display-matrix side data or the legacy ``rotate`` tag).
+    """
+
+    __slots__ = ("_frame", "index", "time_s", "rotation_deg")
+
+    def __init__(self, frame, index: int, time_s: float, rotation_deg: int):
+        self._frame = frame
+        self.index = index
+        self.time_s = time_s
+        self.rotation_deg = rotation_deg
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Displayed ``(width, height)`` (after rotation)."""
+        w, h = self._frame.width, self._frame.height
+        return (h, w) if self.rotation_deg in (90, 270) else (w, h)
+
+    def rgb(self, width: int | None = None, height: int | None = None, interpolation: str = "AREA") -> np.ndarray:
+        """uint8 RGB ``(height, width, 3)`` in display orientation; ``width``/``height`` are the
+        displayed (rotated) size, resized by libswscale (``interpolation``: AREA, BILINEAR, FAST_BILINEAR...)."""
+        w, h = (width, height) if self.rotation_deg not in (90, 270) else (height, width)
+        if w is None and h is None:
+            img = self._frame.to_ndarray(format="rgb24")
+        else:
+            img = self._frame.reformat(width=w, height=h, format="rgb24", interpolation=interpolation).to_ndarray()
+        k = (self.rotation_deg // 90) % 4
+        return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def iter_decoded(path: str | Path, threads: int = 1, errors: list[str] | None = None, skip_nonref: bool = False) -> Iterator[DecodedFrame]:
+    """Decode every frame sequentially and yield :class:`DecodedFrame` (no RGB conversion).
+
+    ``threads``: decoder threads (1 is the most efficient per core; use more for a single video).
+    ``skip_nonref``: let the decoder skip frames no other frame references (typically B-frames;
+    about half the decoding work of common H.264 files). Timestamps stay exact; only the set of
+    frames changes, so use it when a sparse subset of frames is wanted.
+    Raises :class:`InputError` naming the file when the stream is corrupt before any frame could be
+    decoded; a corrupt tail ends the iteration (the frames decoded so far stay valid) and, when
+    ``errors`` is given, appends the decoder's message to it.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    n_out = 0
+    try:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = max(1, int(threads))
+        if skip_nonref:
+            stream.codec_context.skip_frame = "NONREF"
+        if threads > 1:
+            stream.thread_type = "AUTO"
+        legacy_rot = _rotation(stream)
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        for i, frame in enumerate(container.decode(stream)):
+            t = float(frame.time) if frame.time is not None else i / rate
+            try:
+                rot = int(round(frame.rotation)) % 360 if frame.rotation else legacy_rot
+            except (AttributeError, ValueError):
+                rot = legacy_rot
+            yield DecodedFrame(frame, i, t, rot - rot % 90)
+            n_out += 1
+    except av.error.FFmpegError as e:
+        if n_out == 0:
+            raise InputError(path, f"video stream could not be decoded ({e})") from e
+        if errors is not None:
+            errors.append(f"decoding stopped after {n_out} frames: {e}")
+    finally:
+        container.close()
+
+
 def read_frames(path: str | Path, every: int = 1, max_frames: int | None = None) -> np.ndarray:
     """All frames (subsampled by ``every``) as uint8 ``(T, H, W, 3)``; error if there are none."""
     frames = [f for _, f in iter_frames(path, every, max_frames)]

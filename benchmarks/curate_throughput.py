@@ -1,0 +1,144 @@
+"""Curation throughput: CPU seconds per minute of input video, per stage and overall, on one core.
+
+Baselines measured in the same run on the same files:
+- ``decode``: a plain sequential decode that yields the same sampled frames (same frame skipping,
+  RGB conversion of the sampled frames at the analysis size only) -- the floor any curation pays;
+- ``decode_all``: decoding every frame (no skipping), as a naive reader would.
+
+Usage::
+
+    python benchmarks/curate_throughput.py [VIDEO_OR_FOLDER ...] [--flow dis|raft --raft-weights P]
+
+Without inputs it uses ../shared/data/videos (real 720p phone/stock videos) when present, else it
+generates a 20 s 1280x720 synthetic video. Everything runs single-threaded (OpenCV, torch, decoder),
+so "x real time" is per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from see3d.curation.config import CurateConfig  # noqa: E402
+from see3d.curation.process import STAGES, analyse_video, get_backends  # noqa: E402
+from see3d.curation.runner import list_inputs  # noqa: E402
+from see3d.curation.sampling import scaled_size  # noqa: E402
+from see3d.io.video import iter_decoded, probe_video, write_video  # noqa: E402
+
+
+def make_test_video(path: Path, seconds: float = 20.0, fps: float = 30.0) -> Path:
+    """A 1280x720 H.264 video of a textured plane seen by a translating camera, with parallax layers."""
+    rng = np.random.default_rng(0)
+    bg = cv2.resize(rng.integers(0, 255, (180, 480, 3), np.uint8), (3840, 1440), interpolation=cv2.INTER_CUBIC)
+    fg = cv2.resize(rng.integers(0, 255, (60, 120, 3), np.uint8), (480, 240), interpolation=cv2.INTER_NEAREST)
+
+    def frames():
+        for i in range(int(seconds * fps)):
+            x = int(i * 2)
+            img = bg[300:1020, x : x + 1280].copy()
+            fx = 900 - int(i * 5) % 1400
+            if -480 < fx < 1280:
+                a, b = max(0, fx), min(1280, fx + 480)
+                img[240:480, a:b] = fg[:, a - fx : b - fx]
+            yield img
+
+    write_video(path, frames(), fps=fps)
+    return path
+
+
+def decode_baseline(path: str, cfg: CurateConfig, skip: bool) -> float:
+    """CPU seconds to decode ``path`` and convert the frames curation samples (same rule)."""
+    info = probe_video(path)
+    s = cfg.sample
+    skip = skip and s.skip_nonref and info.fps >= 4 * s.fps
+    t0 = time.process_time()
+    next_t = None
+    size = None
+    for f in iter_decoded(path, threads=1, skip_nonref=skip):
+        if next_t is None:
+            next_t = f.time_s
+            size = scaled_size(*f.size, s.short_side)
+        if f.time_s >= next_t - 1e-4:
+            f.rgb(*size)
+            while next_t <= f.time_s + 1e-4:
+                next_t += 1.0 / s.fps
+    return time.process_time() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="*")
+    ap.add_argument("--flow", default="dis", choices=["dis", "raft"])
+    ap.add_argument("--raft-weights", default=None)
+    ap.add_argument("--detector", default="hog", choices=["hog", "none"])
+    ap.add_argument("--repeat", type=int, default=1, help="repeat each measurement and keep the fastest")
+    args = ap.parse_args()
+
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    inputs = args.inputs
+    tmp = None
+    if not inputs:
+        shared = ROOT.parent / "shared" / "data" / "videos"
+        if shared.is_dir():
+            inputs = [str(shared)]
+        else:
+            tmp = tempfile.TemporaryDirectory()
+            inputs = [str(make_test_video(Path(tmp.name) / "synthetic_720p.mp4"))]
+    videos = list_inputs(inputs)
+
+    rows = []
+    for mode in ("early-exit", "all-stages"):
+        cfg = CurateConfig(flow=args.flow, raft_weights=args.raft_weights, detector=args.detector, run_all_stages=(mode == "all-stages"))
+        cfg.sample.decode_threads = 1
+        backends = get_backends(cfg)
+        tot = dict.fromkeys([*STAGES, "total", "decode", "decode_all"], 0.0)
+        duration = 0.0
+        for v in videos:
+            info = probe_video(v)
+            duration += info.duration_s
+            best = None
+            for _ in range(args.repeat):
+                recs, _, timer = analyse_video(v, cfg, backends)
+                if recs[0].decision == "error":
+                    print(f"skipping {v}: {recs[0].message}")
+                    break
+                if best is None or timer.cpu["total"] < best.cpu["total"]:
+                    best = timer
+            if best is None:
+                continue
+            for k in (*STAGES, "total"):
+                tot[k] += best.cpu[k]
+            tot["decode"] += min(decode_baseline(v, cfg, True) for _ in range(args.repeat))
+            tot["decode_all"] += min(decode_baseline(v, cfg, False) for _ in range(args.repeat))
+        rows.append((mode, tot, duration))
+
+    print(f"inputs: {len(videos)} videos; flow={args.flow}, detector={args.detector}; one core (CPU seconds, process time)")
+    for mode, tot, duration in rows:
+        minutes = duration / 60.0
+        print(f"\n[{mode}] {duration:.1f} s of video")
+        print(f"{'stage':<12}{'CPU s / min of video':>22}{'x decode':>10}")
+        for k in ("decode_all", "decode", *STAGES, "total"):
+            print(f"{k:<12}{tot[k] / minutes:>22.2f}{tot[k] / max(tot['decode'], 1e-9):>10.2f}")
+        print(f"overall: {duration / tot['total']:.1f}x real time per core (decode alone: {duration / tot['decode']:.1f}x, decode of every frame: {duration / tot['decode_all']:.1f}x)")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Visual conditioning of the multi-view diffusion: inference mix, training corruption, irregular masks."""
+
+from see3d.conditioning.masks import MaskConfig, random_hole_mask, random_hole_masks
+from see3d.conditioning.training_condition import TrainingConditionConfig, TrainingInputs, build_training_inputs, masked_mse
+from see3d.conditioning.visual_condition import (
+    DecayParams,
+    build_unet_input,
+    combine_guidance,
+    condition_timestep,
+    decay_weight,
+    downsample_mask,
+    mix_condition,
+    noise_latents,
+    restore_references,
+)
+
+__all__ = [
+    "DecayParams",
+    "MaskConfig",
+    "TrainingConditionConfig",
+    "TrainingInputs",
+    "build_training_inputs",
+    "build_unet_input",
+    "combine_guidance",
+    "condition_timestep",
+    "decay_weight",
+    "downsample_mask",
+    "masked_mse",
+    "mix_condition",
+    "noise_latents",
+    "random_hole_mask",
+    "random_hole_masks",
+    "restore_references",
+]

@@ -1,0 +1,151 @@
+"""Training-time visual condition (paper Eq. 2-3): masked, time-noised targets mixed with the noisy latents.
+
+For a clip of F frames whose first ``S = num_refs`` are clean references and the rest targets::
+
+    x_t = sqrt(a[t]) z0 + sqrt(1 - a[t]) eps             (targets; references keep z0)
+    M   = random brush-stroke holes on targets (1 = hole), none on references
+    t'  = t // 5
+    C_t = sqrt(a[t']) (1 - M) z0 + sqrt(1 - a[t']) eps'  (eps' independent of eps)
+    V_t = w(t') C_t + (1 - w(t')) x_t ;  V_t = z0 on references
+    input = [x_t ; V_t ; 1 - M]                          (mask channel: 1 = visible, the checkpoint convention)
+    with probability p (0.1), per clip: V_t and the mask channel of the targets are zeroed (CFG dropout,
+    exactly the unconditional branch used at inference)
+
+The loss is taken on target frames only (``TrainingInputs.target_mask``). Frame order carries no meaning for
+the model, so shuffle the frames of a clip *before* calling (references are the first ``num_refs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from diffusers.utils.torch_utils import randn_tensor
+
+from see3d.conditioning.masks import MaskConfig, random_hole_masks
+from see3d.conditioning.visual_condition import TIME_RATIO, DecayParams, condition_timestep, decay_weight, noise_latents
+
+
+@dataclass(frozen=True)
+class TrainingConditionConfig:
+    """How training inputs are corrupted."""
+
+    cond_drop_prob: float = field(default=0.1, metadata={"help": "probability of dropping a clip's target condition (CFG)"})
+    time_ratio: int = field(default=TIME_RATIO, metadata={"help": "condition noise level t' = t // time_ratio"})
+    mask_upscale: int = field(default=8, metadata={"help": "draw masks at latent size x this (pixel size), then take every n-th pixel"})
+    prediction_type: Literal["v_prediction", "epsilon", "sample"] = field(default="v_prediction", metadata={"help": "regression target"})
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    decay: DecayParams = field(default_factory=DecayParams)
+
+
+@dataclass
+class TrainingInputs:
+    """Everything one training step needs, rows ordered clip-major (``b * F + f``)."""
+
+    model_input: torch.Tensor  # (B*F, 9, h, w) UNet input [x_t, V_t, mask]
+    timesteps: torch.Tensor  # (B*F,) int64, the clip's t on every frame (references included)
+    target: torch.Tensor  # (B*F, 4, h, w) regression target (v, epsilon or z0)
+    target_mask: torch.Tensor  # (B*F,) bool, True on target frames: take the loss there only
+    noisy_latents: torch.Tensor  # (B*F, 4, h, w) x_t (references clean)
+    noise: torch.Tensor  # (B*F, 4, h, w) eps used for x_t
+    holes: torch.Tensor  # (B, F, h, w) bool latent-resolution holes (False on references)
+    dropped: torch.Tensor  # (B,) bool, condition dropped for CFG
+    num_frames: int  # F, pass to the UNet
+
+
+def diffusion_target(
+    latents: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor, prediction_type: str
+) -> torch.Tensor:
+    """Regression target for ``x_t = sqrt(a) z0 + sqrt(1 - a) eps``: v = sqrt(a) eps - sqrt(1 - a) z0, eps, or z0."""
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return latents
+    if prediction_type != "v_prediction":
+        raise ValueError(f"unknown prediction_type {prediction_type!r}")
+    a = alphas_cumprod.to(latents.device)[t.to(latents.device)].to(latents.dtype).reshape(-1, *([1] * (latents.ndim - 1)))
+    return a.sqrt() * noise - (1 - a).sqrt() * latents
+
+
+def build_training_inputs(
+    latents: torch.Tensor,
+    num_refs: int,
+    noise_scheduler,
+    generator: torch.Generator,
+    timesteps: torch.Tensor | None = None,
+    config: TrainingConditionConfig = TrainingConditionConfig(),
+    holes: torch.Tensor | None = None,
+) -> TrainingInputs:
+    """Corrupt a batch of clips into UNet inputs and targets (see the module docstring).
+
+    Args:
+        latents: (B, F, 4, h, w) clean VAE latents (already multiplied by the VAE scaling factor); the first
+            ``num_refs`` frames of each clip are the references.
+        num_refs: S, 1 <= S < F.
+        noise_scheduler: anything with an ``alphas_cumprod`` (T,) table (a diffusers scheduler), or the table.
+        generator: a CPU ``torch.Generator``; all randomness (t, eps, eps', masks, dropout) comes from it.
+        timesteps: (B,) int64 diffusion timesteps, or None to draw them uniformly from [0, T).
+        holes: optional (B, F, h, w) bool hole masks (True = hole) to use instead of random strokes; reference
+            rows are cleared.
+    Returns:
+        :class:`TrainingInputs`.
+    """
+    if latents.ndim != 5:
+        raise ValueError(f"latents must be (B, F, C, h, w), got {tuple(latents.shape)}")
+    b, f, c, h, w = latents.shape
+    if not 1 <= num_refs < f:
+        raise ValueError(f"num_refs must be in [1, {f - 1}] for {f} frames, got {num_refs}")
+    dev, dt = latents.device, latents.dtype
+    ac = getattr(noise_scheduler, "alphas_cumprod", noise_scheduler)
+    ac = torch.as_tensor(ac, dtype=torch.float32)
+    if timesteps is None:
+        timesteps = torch.randint(0, ac.shape[0], (b,), generator=generator)
+    timesteps = torch.as_tensor(timesteps, dtype=torch.long).reshape(b).cpu()
+    is_ref = torch.zeros(b, f, dtype=torch.bool)
+    is_ref[:, :num_refs] = True
+
+    z0 = latents.reshape(b * f, c, h, w)
+    t_rows = timesteps.repeat_interleave(f)
+    noise = randn_tensor(z0.shape, generator=generator, device=dev, dtype=dt)
+    x_t = noise_latents(z0, noise, ac, t_rows)
+    ref_rows = is_ref.reshape(-1).to(dev)
+    x_t[ref_rows] = z0[ref_rows]
+
+    if holes is None:
+        up = config.mask_upscale
+        holes = random_hole_masks(b * f, h * up, w * up, generator, config.masks)[:, ::up, ::up].reshape(b, f, h, w)
+    holes = holes.to(torch.bool).cpu().clone()
+    holes[is_ref] = False
+    visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)
+
+    t_prime = condition_timestep(t_rows, config.time_ratio)
+    noise_c = randn_tensor(z0.shape, generator=generator, device=dev, dtype=dt)
+    corrupted = noise_latents(visible * z0, noise_c, ac, t_prime)
+    wgt = decay_weight(t_prime, config.decay).to(device=dev, dtype=dt).reshape(-1, 1, 1, 1)
+    cond = wgt * corrupted + (1 - wgt) * x_t
+    cond[ref_rows] = z0[ref_rows]
+
+    dropped = torch.rand(b, generator=generator) < config.cond_drop_prob
+    drop_rows = (dropped[:, None] & ~is_ref).reshape(-1).to(dev)
+    cond = torch.where(drop_rows[:, None, None, None], torch.zeros_like(cond), cond)
+    visible = torch.where(drop_rows[:, None, None, None], torch.zeros_like(visible), visible)
+
+    return TrainingInputs(
+        model_input=torch.cat([x_t, cond, visible], dim=1),
+        timesteps=t_rows.to(dev),
+        target=diffusion_target(z0, noise, ac, t_rows, config.prediction_type),
+        target_mask=~ref_rows,
+        noisy_latents=x_t,
+        noise=noise,
+        holes=holes.to(dev),
+        dropped=dropped.to(dev),
+        num_frames=f,
+    )
+
+
+def masked_mse(pred: torch.Tensor, inputs: TrainingInputs) -> torch.Tensor:
+    """Mean squared error over the target frames only (the paper's loss), float32."""
+    diff = F.mse_loss(pred.float(), inputs.target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return diff[inputs.target_mask].mean()

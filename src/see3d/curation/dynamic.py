@@ -1,0 +1,201 @@
+"""Stage 3: non-rigid dynamic filtering from optical flow and epipolar geometry.
+
+For each pair of consecutive sampled frames (at most ``max_pairs``, evenly spread):
+
+1. forward and backward flow (:mod:`see3d.curation.flow`);
+2. forward-backward consistency (the official rule: ``|f + b(x + f)| < a1 (|f| + |b(x + f)|) + a2``
+   with a1 = a2 = 0.5, the backward flow sampled by cubic interpolation);
+3. a fundamental matrix F by RANSAC (OpenCV, seeded) from ``ransac_points`` consistent flow matches
+   (pixels drawn by a seeded generator); when the camera barely moves (median flow below
+   ``static_flow_px``) F is ill-posed and the rigid model is "no motion" instead;
+4. per-pixel Sampson distance (first-order geometric distance to the epipolar line, pixels) of the
+   forward matches; pixels above ``sampson_px`` (or moving more than ``sampson_px`` under the
+   no-motion model) form the dynamic mask, cleaned by a 3x3 morphological opening.
+
+Clip statistics: mean dynamic area, mean area inside the central box [H/4:3H/4, W/4:3W/4] (the
+paper's centre; the official code used [H/2:3H/4, W/2:3W/4] by mistake), the fraction of pairs with
+dynamic area above ``frame_area``, and the paper's Eq. 8 score. The clip is dropped as ``dynamic``
+when the mean Eq. 8 score reaches ``score_drop`` or the fraction of dynamic pairs reaches
+``frames_drop``.
+
+Limitations: motion along the epipolar lines (e.g. an object moving in the direction of the camera's
+translation) is invisible to the epipolar test; very large displacements between sampled frames
+defeat DIS (use RAFT, or sample more densely).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from see3d.curation.flow import FlowBackend
+
+
+@dataclass
+class DynamicConfig:
+    """Stage 3 settings (pixel thresholds are at the analysis resolution, see SampleConfig.short_side)."""
+
+    max_pairs: int = field(default=0, metadata={"help": "frame pairs analysed per clip, evenly spread (0 = all)"})
+    ransac_points: int = field(default=500, metadata={"help": "flow matches given to the F-matrix RANSAC (official: 500)"})
+    ransac_px: float = field(default=1.0, metadata={"help": "RANSAC inlier threshold, pixels"})
+    sampson_px: float = field(default=1.5, metadata={"help": "Sampson distance above which a pixel is dynamic, pixels (plus sampson_rel)"})
+    sampson_rel: float = field(default=0.1, metadata={"help": "added to sampson_px per pixel of median flow (flow errors grow with displacement)"})
+    texture: float = field(default=1e-4, metadata={"help": "smallest structure-tensor eigenvalue (grey in [0,1], 5x5) of a trusted flow pixel"})
+    min_reliable: float = field(default=0.25, metadata={"help": "dynamic fractions are taken over the trusted pixels, but at least this fraction of the image"})
+    static_flow_px: float = field(default=0.3, metadata={"help": "median flow below which the camera is taken as still (no F)"})
+    border: float = field(default=0.03, metadata={"help": "ignored image border, fraction of the short side"})
+    frame_area: float = field(default=0.02, metadata={"help": "dynamic area above which a pair counts as dynamic"})
+    frames_drop: float = field(default=0.5, metadata={"help": "drop when this fraction of pairs is dynamic"})
+    score_drop: float = field(default=0.25, metadata={"help": "drop when the mean Eq. 8 score reaches this (paper: 0.25)"})
+
+
+@dataclass
+class DynamicStats:
+    """Per-clip results of stage 3; per-pair arrays have one entry per analysed pair."""
+
+    area: np.ndarray  # (P,) dynamic fraction of the image
+    center: np.ndarray  # (P,) dynamic fraction of the central box
+    fb_consistent: np.ndarray  # (P,) fraction of forward-backward consistent pixels
+    flow_mag: np.ndarray  # (P,) mean flow magnitude, pixels
+    score: np.ndarray  # (P,) Eq. 8 score per pair
+    dynamic_pairs: float  # fraction of pairs with area > frame_area
+    drop: bool
+    message: str
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx, gy
+
+
+def fb_consistency(fwd: np.ndarray, bwd: np.ndarray, alpha1: float = 0.5, alpha2: float = 0.5) -> np.ndarray:
+    """Forward-backward consistent pixels of ``fwd`` (official WebVi3D rule), bool ``(H, W)``.
+
+    ``fwd``, ``bwd``: float32 ``(H, W, 2)`` pixels. The backward flow is sampled at ``x + fwd`` with
+    cubic interpolation and a zero border (``cv2.remap``).
+    """
+    h, w = fwd.shape[:2]
+    gx, gy = _grid(h, w)
+    warped = cv2.remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    lr = cv2.magnitude(fwd[..., 0] + warped[..., 0], fwd[..., 1] + warped[..., 1])
+    bound = cv2.magnitude(fwd[..., 0], fwd[..., 1]) + cv2.magnitude(warped[..., 0], warped[..., 1])
+    return lr < alpha1 * bound + alpha2
+
+
+def sampson_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """First-order geometric (Sampson) distance, pixels, of matches ``x1 -> x2`` (``(..., 2)`` pixel
+    coordinates) to the epipolar geometry ``x2^T F x1 = 0``:
+    ``|x2^T F x1| / sqrt((F x1)_0^2 + (F x1)_1^2 + (F^T x2)_0^2 + (F^T x2)_1^2)``. Returns shape ``(...)``."""
+    F = np.asarray(F, np.float64)
+    u1, v1 = x1[..., 0].astype(np.float64), x1[..., 1].astype(np.float64)
+    u2, v2 = x2[..., 0].astype(np.float64), x2[..., 1].astype(np.float64)
+    l0 = F[0, 0] * u1 + F[0, 1] * v1 + F[0, 2]
+    l1 = F[1, 0] * u1 + F[1, 1] * v1 + F[1, 2]
+    l2 = F[2, 0] * u1 + F[2, 1] * v1 + F[2, 2]
+    m0 = F[0, 0] * u2 + F[1, 0] * v2 + F[2, 0]
+    m1 = F[0, 1] * u2 + F[1, 1] * v2 + F[2, 1]
+    num = np.abs(u2 * l0 + v2 * l1 + l2)
+    return num / np.maximum(np.sqrt(l0 * l0 + l1 * l1 + m0 * m0 + m1 * m1), 1e-12)
+
+
+def eq8_score(area: float, center: float) -> float:
+    """The paper's per-frame score (Eq. 8) with the official bands: large dynamic areas, above all
+    central ones, score high."""
+    if area >= 0.12 and center >= 0.35:
+        return 2.0
+    if area >= 0.12 and center < 0.2:
+        return 0.8
+    if area >= 0.05 and center >= 0.2:
+        return 1.5
+    if area < 0.05 and center >= 0.2:
+        return 1.0
+    if area >= 0.05:
+        return 0.5
+    return 0.0
+
+
+def reliable_pixels(grey: np.ndarray, consistent: np.ndarray, cfg: DynamicConfig) -> np.ndarray:
+    """Pixels whose flow can be trusted, bool ``(H, W)``: forward-backward consistent, textured
+    (smallest structure-tensor eigenvalue of the grey image in [0, 1] above ``texture``; flow in flat
+    regions is an interpolation, not a measurement) and away from the border."""
+    h, w = grey.shape
+    tex = cv2.cornerMinEigenVal(grey.astype(np.float32) * (1.0 / 255.0), 5, 3) > cfg.texture
+    b = int(round(cfg.border * min(h, w)))
+    inside = np.zeros((h, w), bool)
+    inside[b : h - b, b : w - b] = True
+    return consistent & tex & inside
+
+
+def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Dynamic pixels of frame a, bool ``(H, W)``, and the threshold used (pixels).
+
+    ``fwd``: (H, W, 2) flow a->b in pixels; ``reliable``: pixels to trust (:func:`reliable_pixels`).
+    A pixel is dynamic when it is reliable and its Sampson distance to the epipolar geometry fitted
+    by RANSAC exceeds ``sampson_px + sampson_rel * median |flow|`` (flow errors grow with the
+    displacement). When the camera barely moves, the rigid model is "no motion" and the flow
+    magnitude itself is tested.
+    """
+    h, w = fwd.shape[:2]
+    gx, gy = _grid(h, w)
+    x1 = np.stack([gx + 0.5, gy + 0.5], -1)
+    x2 = x1 + fwd
+    mag = cv2.magnitude(fwd[..., 0], fwd[..., 1])
+    idx = np.flatnonzero(reliable.ravel())
+    med = float(np.median(mag.ravel()[idx])) if len(idx) else 0.0
+    thr = cfg.sampson_px + cfg.sampson_rel * med
+    err = None
+    if len(idx) >= 16 and med >= cfg.static_flow_px:
+        pick = rng.choice(idx, size=min(cfg.ransac_points, len(idx)), replace=False)
+        p1, p2 = x1.reshape(-1, 2)[pick].astype(np.float64), x2.reshape(-1, 2)[pick].astype(np.float64)
+        F, _ = cv2.findFundamentalMat(p1, p2, cv2.FM_RANSAC, cfg.ransac_px, 0.999, 1000)
+        if F is not None and F.shape == (3, 3):
+            err = sampson_distance(F, x1, x2)
+    if err is None:  # no usable F: the rigid model is a still camera
+        err = mag
+    mask = (err > thr) & reliable
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    return mask, thr
+
+
+def pair_indices(num_frames: int, max_pairs: int) -> list[int]:
+    """First-frame indices of the analysed consecutive pairs, evenly spread."""
+    n = num_frames - 1
+    if n <= 0:
+        return []
+    if max_pairs <= 0 or n <= max_pairs:
+        return list(range(n))
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, max_pairs)})
+
+
+def analyse_dynamic(frames: np.ndarray, flow: FlowBackend, cfg: DynamicConfig, seed: int = 0) -> DynamicStats:
+    """Stage 3 on one clip. ``frames``: (T, H, W, 3) uint8 RGB at analysis resolution."""
+    rng = np.random.default_rng(seed)
+    cv2.setRNGSeed(int(seed) % (2**31))
+    h, w = frames.shape[1:3]
+    cy0, cy1, cx0, cx1 = h // 4, (3 * h) // 4, w // 4, (3 * w) // 4
+    area, center, fbc, mags, scores = [], [], [], [], []
+    for i in pair_indices(len(frames), cfg.max_pairs):
+        fwd, bwd = flow.pair(frames[i], frames[i + 1])
+        cons = fb_consistency(fwd, bwd)
+        rel = reliable_pixels(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), cons, cfg)
+        mask, _ = dynamic_mask(fwd, rel, cfg, rng)
+        # fractions of the trusted area (at least min_reliable of the image, so a nearly
+        # texture-less pair cannot report a large fraction from a few pixels)
+        a = float(mask.sum() / max(rel.sum(), cfg.min_reliable * h * w))
+        c_rel = rel[cy0:cy1, cx0:cx1]
+        c = float(mask[cy0:cy1, cx0:cx1].sum() / max(c_rel.sum(), cfg.min_reliable * c_rel.size))
+        area.append(a)
+        center.append(c)
+        fbc.append(float(cons.mean()))
+        mags.append(float(cv2.magnitude(fwd[..., 0], fwd[..., 1]).mean()))
+        scores.append(eq8_score(a, c))
+    arr = [np.asarray(x, np.float64) for x in (area, center, fbc, mags, scores)]
+    if not area:
+        return DynamicStats(*arr, dynamic_pairs=float("nan"), drop=False, message="no frame pairs")
+    dyn_pairs = float(np.mean(arr[0] > cfg.frame_area))
+    mean_score = float(arr[4].mean())
+    drop = mean_score >= cfg.score_drop or dyn_pairs >= cfg.frames_drop
+    msg = f"dynamic area {arr[0].mean():.3f}, {dyn_pairs:.0%} of pairs above {cfg.frame_area}, Eq.8 score {mean_score:.2f}"
+    return DynamicStats(*arr, dynamic_pairs=dyn_pairs, drop=drop, message=msg)

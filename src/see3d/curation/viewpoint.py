@@ -1,0 +1,113 @@
+"""Stage 4: tracking-based small-viewpoint filtering (static camera, small motion, pure rotation).
+
+Points are tracked through the clip (:func:`see3d.curation.track.klt_tracks`). For every frame t the
+reference r(t) is the earliest frame still sharing ``min_common`` tracks with t (the widest baseline
+the tracks allow). For each pair (r(t), t):
+
+- motion = median displacement of the shared tracks;
+- parallax = the ``parallax_percentile`` of the tracks' residuals after the best homography
+  (RANSAC, ``ransac_px``). A homography explains all image motion of a camera that only rotates about
+  its centre (and of a planar scene); parallax, the residual, is what 3D reconstruction needs.
+
+Clip values are the largest over pairs, divided by the image diagonal. Decision:
+
+- motion < ``static_motion``                        -> ``static_camera`` (essentially no motion);
+- parallax < ``min_parallax`` and motion >= ``small_motion`` -> ``rotation_only`` (the image moves a
+  lot, yet one homography explains it: a pan/tilt about the optical centre);
+- parallax < ``min_parallax`` or motion < ``small_motion``   -> ``small_motion``;
+- fewer than ``min_tracks`` tracks                  -> ``small_motion`` (viewpoint change not measurable).
+
+A camera translating over a planar scene (e.g. a drone over flat ground) is also explained by a
+homography and is reported as ``rotation_only``: such clips carry no depth variation either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from see3d import labels
+from see3d.curation.track import TrackConfig, Tracks, klt_tracks
+
+
+@dataclass
+class ViewpointConfig:
+    """Stage 4 settings; motion thresholds are fractions of the image diagonal."""
+
+    static_motion: float = field(default=0.01, metadata={"help": "largest motion (/diagonal) still counted as a static camera"})
+    small_motion: float = field(default=0.05, metadata={"help": "motion (/diagonal) below which the viewpoint change is too small"})
+    min_parallax: float = field(default=0.006, metadata={"help": "parallax (/diagonal) needed for 3D; below it: rotation_only or small_motion"})
+    parallax_percentile: float = field(default=90.0, metadata={"help": "percentile of homography residuals taken as the pair's parallax"})
+    ransac_px: float = field(default=1.0, metadata={"help": "homography RANSAC threshold, pixels"})
+    min_common: int = field(default=20, metadata={"help": "fewest shared tracks for a frame pair"})
+    min_tracks: int = field(default=20, metadata={"help": "fewer tracks: the viewpoint change cannot be measured"})
+
+
+@dataclass
+class ViewpointStats:
+    """Per-clip results of stage 4."""
+
+    n_tracks: int
+    motion: float  # / diagonal
+    parallax: float  # / diagonal
+    parallax_ratio: float
+    reason: str | None  # None = pass
+    message: str
+
+
+def pair_motion(a: np.ndarray, b: np.ndarray, cfg: ViewpointConfig) -> tuple[float, float]:
+    """``(motion, parallax)`` in pixels for matched points ``a -> b``, each (N, 2).
+
+    motion: median displacement of the homography's RANSAC inliers (the dominant, camera-induced
+    motion; points on independently moving objects are outliers). parallax: the
+    ``parallax_percentile`` of all points' residuals after the homography.
+    """
+    H, inl = cv2.findHomography(a, b, cv2.RANSAC, cfg.ransac_px, maxIters=2000, confidence=0.999)
+    disp = np.linalg.norm(b - a, axis=1)
+    if H is None:
+        return float(np.median(disp)), float(np.median(disp))
+    inl = inl.ravel().astype(bool)
+    motion = float(np.median(disp[inl])) if inl.sum() >= 4 else float(np.median(disp))
+    proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2).astype(np.float64), H).reshape(-1, 2)
+    res = np.linalg.norm(proj - b, axis=1)
+    return motion, float(np.percentile(res, cfg.parallax_percentile))
+
+
+def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: ViewpointConfig) -> ViewpointStats:
+    """Stage 4 decision from tracks of a clip at ``width`` x ``height`` pixels."""
+    diag = float(np.hypot(width, height))
+    vis = tracks.visible
+    n, T = vis.shape
+    best_m, best_p, ratio = 0.0, 0.0, float("nan")
+    for t in range(1, T):
+        common = (vis[:, :t] & vis[:, t : t + 1]).sum(0)
+        ok = np.flatnonzero(common >= cfg.min_common)
+        if not len(ok):
+            continue
+        r = int(ok[0])
+        sel = vis[:, r] & vis[:, t]
+        m, p = pair_motion(tracks.xy[sel, r], tracks.xy[sel, t], cfg)
+        best_m = max(best_m, m)
+        if p > best_p:
+            best_p, ratio = p, p / max(m, 1e-9)
+    motion, parallax = best_m / diag, best_p / diag
+    if n < cfg.min_tracks:
+        reason, msg = labels.SMALL_MOTION, f"only {n} trackable points: viewpoint change not measurable"
+    elif motion < cfg.static_motion:
+        reason, msg = labels.STATIC_CAMERA, f"motion {motion:.5f} < {cfg.static_motion} of the diagonal"
+    elif parallax < cfg.min_parallax:
+        if motion >= cfg.small_motion:
+            reason, msg = labels.ROTATION_ONLY, f"motion {motion:.3f} but parallax {parallax:.4f} < {cfg.min_parallax}: a homography explains it"
+        else:
+            reason, msg = labels.SMALL_MOTION, f"motion {motion:.4f} (< {cfg.small_motion}), parallax {parallax:.4f} (< {cfg.min_parallax})"
+    else:
+        reason, msg = None, f"motion {motion:.3f}, parallax {parallax:.4f}"
+    return ViewpointStats(n, motion, parallax, ratio, reason, msg)
+
+
+def analyse_viewpoint(frames: np.ndarray, cfg: ViewpointConfig, track_cfg: TrackConfig | None = None) -> ViewpointStats:
+    """Stage 4 on one clip. ``frames``: (T, H, W, 3) uint8 RGB at analysis resolution."""
+    tracks = klt_tracks(frames, track_cfg)
+    return viewpoint_from_tracks(tracks, frames.shape[2], frames.shape[1], cfg)

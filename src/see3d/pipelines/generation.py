@@ -1,0 +1,431 @@
+"""Warping-based 3D generation: one image, a few images or a text prompt, plus a camera path, in ->
+consistent posed views out (the part of See3D the official release never shipped).
+
+The loop (paper §3.3, our design where the paper is silent)::
+
+    input view(s) -> depth (backend) -> scale alignment -> point cache
+    for each chunk of path cameras:
+        render the cache into the chunk's cameras      -> warped views + hole masks   (forward warp)
+        fill the holes with the multi-view diffusion model (references = the input views)
+        estimate each new view's depth, align it to the cache's rendered depth (robust scale/shift)
+        add the new views to the cache (only pixels the cache does not explain yet)
+
+Because every chunk is warped from everything generated so far, a path that returns to an earlier
+viewpoint shows the same scene there. Sparse inputs get poses from SfM (or given cameras) and their depth
+is aligned to the SfM points; text inputs get their first image from a local text-to-image model.
+
+Conventions: OpenCV camera-to-world, pixel centres at +0.5, depth = z along the optical axis in scene units.
+Images are float32 (H, W, 3) in [0, 1]. Every view is resized to the working resolution (long side
+``size``, both sides multiples of 64, intrinsics scaled per axis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+
+from see3d.depth.base import DepthBackend, DepthPrediction
+from see3d.errors import InputError, See3DError
+from see3d.geometry.align import align_depth, align_depth_to_points
+from see3d.geometry.cameras import Cameras
+from see3d.geometry.paths import make_path, scene_depth_from
+from see3d.geometry.point_cache import PointCache
+from see3d.io.views import Views
+from see3d.log import get_logger, progress
+
+log = get_logger(__name__)
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of ``see3d generate`` (the CLI exposes every field)."""
+
+    path: str = field(default="orbit_right", metadata={"help": "camera path preset (see `see3d.geometry.paths.list_paths()`)"})
+    n_frames: int = field(default=16, metadata={"help": "number of new views along the path (single view / text)"})
+    chunk_size: int = field(
+        default=4, metadata={"help": "new views generated per diffusion call; each chunk is warped from all views so far"}
+    )
+    size: int = field(default=512, metadata={"help": "working resolution: long image side in pixels (rounded to multiples of 64)"})
+    fov_deg: float = field(default=55.0, metadata={"help": "horizontal field of view (degrees) assumed for a single input image"})
+    steps: int = field(default=50, metadata={"help": "diffusion steps"})
+    guidance: float = field(default=2.0, metadata={"help": "guidance scale s in (1+s)*cond - s*uncond (official 2.0)"})
+    seed: int = field(default=0, metadata={"help": "random seed (results are reproducible for a seed)"})
+    fill: Literal["mvd", "telea"] = field(
+        default="mvd", metadata={"help": "hole filler: the See3D model, or classical OpenCV Telea inpainting"}
+    )
+    path_scale: float = field(default=1.0, metadata={"help": "multiplies the path's default motion (angles and distances)"})
+    depth_tol: float = field(default=0.03, metadata={"help": "relative depth tolerance of the warping z-buffer"})
+
+
+# ============================================================================================ fillers
+class HoleFiller(Protocol):
+    """Turns warped views with holes into complete views.
+
+    ``__call__(references (R, H, W, 3), warps (T, H, W, 3), masks (T, H, W) bool True=valid) -> (T, H, W, 3)``,
+    all float32 in [0, 1].
+    """
+
+    def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray: ...
+
+
+class MVDFiller:
+    """The See3D multi-view diffusion pipeline as a hole filler (references stay clean)."""
+
+    def __init__(self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None):
+        import torch
+
+        self.pipe, self.steps, self.guidance, self.group_size = pipe, steps, guidance, group_size
+        self.generator = torch.Generator("cpu").manual_seed(seed)
+
+    def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        import torch
+
+        H, W = warps.shape[1:3]
+        refs = torch.from_numpy(np.ascontiguousarray(references)).permute(0, 3, 1, 2).float()
+        tgts = torch.from_numpy(np.ascontiguousarray(warps)).permute(0, 3, 1, 2).float()
+        msk = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
+        out = self.pipe(
+            refs, tgts, msk, num_inference_steps=self.steps, guidance_scale=self.guidance, generator=self.generator,
+            height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False,
+        )  # fmt: skip
+        return np.asarray(out.images, dtype=np.float32)
+
+
+class TeleaFiller:
+    """Classical baseline: fill each warped view's holes by OpenCV Telea inpainting (references unused)."""
+
+    def __init__(self, radius: int = 5):
+        self.radius = radius
+
+    def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        out = []
+        for img, m in zip(warps, masks, strict=True):
+            u8 = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+            holes = (~m).astype(np.uint8) * 255
+            out.append(cv2.inpaint(u8, holes, self.radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0)
+        return np.stack(out)
+
+
+# ============================================================================================ results
+@dataclass
+class GenerationResult:
+    """Inputs plus generated views, with what each generated view was conditioned on.
+
+    Attributes:
+        views: all views (inputs first, then generated), with aligned depth and validity masks
+            (inputs: all valid; generated: True where the warp provided the pixel).
+        num_inputs: how many of ``views`` are inputs (references).
+        warps: (T, H, W, 3) warped condition images of the generated views.
+        warp_masks: (T, H, W) bool, True = pixel came from the warp.
+    """
+
+    views: Views
+    num_inputs: int
+    warps: np.ndarray
+    warp_masks: np.ndarray
+    cache: PointCache | None = None
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``images/ depth/ masks/ transforms.json`` plus the official See3D input layout
+        (``official/refs/ref_XXX.png``, ``official/warps/warp_XXX.png`` + ``mask_XXX.png``) and the point cache."""
+        from see3d.io.images import save_image
+
+        out = Path(out)
+        self.views.save(out)
+        for i in range(self.num_inputs):
+            save_image(out / "official" / "refs" / f"ref_{i:03d}.png", self.views.images[i])
+        for i, (w, m) in enumerate(zip(self.warps, self.warp_masks, strict=True)):
+            save_image(out / "official" / "warps" / f"warp_{i:03d}.png", w)
+            save_image(out / "official" / "warps" / f"mask_{i:03d}.png", m)
+        if self.cache is not None and len(self.cache):
+            self.cache.save_ply(out / "points.ply")
+        return out
+
+
+# ============================================================================================ helpers
+def working_size(width: int, height: int, long_side: int, multiple: int = 64) -> tuple[int, int]:
+    """(width, height) with the long side ``long_side`` and both sides rounded to multiples of ``multiple``."""
+    s = long_side / max(width, height)
+    return max(multiple, int(round(width * s / multiple)) * multiple), max(multiple, int(round(height * s / multiple)) * multiple)
+
+
+def resize_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) float image resized to ``width x height`` (area filter when shrinking, cubic otherwise)."""
+    if image.shape[:2] == (height, width):
+        return np.asarray(image, dtype=np.float32)
+    interp = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(np.asarray(image, dtype=np.float32), (width, height), interpolation=interp), 0, 1)
+
+
+def _resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    if depth.shape == (height, width):
+        return depth
+    return cv2.resize(depth.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def first_view_depth(pred: DepthPrediction) -> np.ndarray:
+    """Depth of the first view when nothing else is known. Metric and relative depth are used as given;
+    relative disparity is inverted with zero shift and normalised so the median depth is 1 (the scene's
+    scale is arbitrary for a single image)."""
+    if pred.kind != "relative_disparity":
+        return pred.depth()
+    disp = np.where(pred.mask, pred.values, 0.0)
+    med = np.median(disp[pred.mask]) if pred.mask.any() else 0.0
+    if med <= 0:
+        raise See3DError("depth: the predicted disparity of the input view is empty or non-positive")
+    with np.errstate(divide="ignore"):
+        return np.where(pred.mask, med / np.maximum(disp, 1e-6), 0.0).astype(np.float32)
+
+
+def _predict(backend: DepthBackend, image: np.ndarray, key, camera: Cameras) -> DepthPrediction:
+    pred = backend.predict(image, key=key, focal_px=float(camera.K[0, 0, 0]))
+    if pred.values.shape != image.shape[:2]:
+        pred = DepthPrediction(_resize_depth(pred.values, image.shape[1], image.shape[0]), pred.kind,
+                               None if pred.valid is None else _resize_depth(pred.valid.astype(np.float32), image.shape[1], image.shape[0]) > 0.5,
+                               pred.focal_px)  # fmt: skip
+    return pred
+
+
+def aligned_depth(pred: DepthPrediction, rendered_depth: np.ndarray, rendered_mask: np.ndarray, fallback: np.ndarray | None) -> np.ndarray:
+    """Align a new view's predicted depth to the cache rendered into its camera.
+
+    Falls back to ``fallback`` (e.g. the rendered depth itself) when the overlap is too small to fit.
+    Returns (H, W) z-depth, 0 where unknown.
+    """
+    try:
+        al = align_depth(pred.values, rendered_depth, rendered_mask & pred.mask, space=pred.alignment_space)
+        d = al.apply(pred.values)
+        return np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
+    except See3DError as e:
+        log.warning("depth alignment failed (%s); keeping the warped depth only", e)
+        return np.zeros_like(rendered_depth, dtype=np.float32) if fallback is None else fallback.astype(np.float32)
+
+
+# ============================================================================================ the loop
+def generate_along_path(
+    inputs: Views,
+    targets: Cameras,
+    filler: HoleFiller,
+    depth_backend: DepthBackend | None,
+    chunk_size: int = 4,
+    depth_tol: float = 0.03,
+    target_names: list[str] | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> GenerationResult:
+    """The chunked warp -> fill -> depth -> align -> cache loop.
+
+    Args:
+        inputs: the reference views with depth already in scene units (``inputs.depth`` required).
+        targets: cameras to generate (size = the inputs' size).
+        filler: the hole filler (e.g. :class:`MVDFiller`).
+        depth_backend: predicts depth of generated views; it is called with ``key = target name``.
+            None: generated views keep only the depth warped from the cache (their filled holes add
+            no new geometry) -- used when depth comes from files that exist for the inputs only.
+        chunk_size: views per filler call.
+    """
+    if inputs.depth is None:
+        raise ValueError("generate_along_path: the input views need depth")
+    if (targets.width, targets.height) != (inputs.cameras.width, inputs.cameras.height):
+        raise ValueError("generate_along_path: target cameras and inputs differ in image size")
+    names = target_names or [f"gen_{i:04d}" for i in range(len(targets))]
+    cache = PointCache(depth_tol=depth_tol)
+    for i in range(len(inputs)):
+        cache.add_view(inputs.images[i], inputs.depth[i], inputs.cameras[i], None if inputs.masks is None else inputs.masks[i])
+    images, depths, warps, masks = [], [], [], []
+    starts = list(range(0, len(targets), max(1, chunk_size)))
+    for ci, s in enumerate(progress(starts, desc="generate", unit="chunk")):
+        cams = targets[s : s + chunk_size]
+        r = cache.render(cams)
+        w_img, w_mask, w_depth = r.numpy()
+        filled = np.asarray(filler(inputs.images, w_img, w_mask), dtype=np.float32)
+        if filled.shape != w_img.shape:
+            raise See3DError(f"hole filler returned {filled.shape}, expected {w_img.shape}")
+        for j in range(len(cams)):
+            cam = cams[j]
+            if depth_backend is None:
+                d = np.where(w_mask[j], w_depth[j], 0.0).astype(np.float32)
+            else:
+                pred = _predict(depth_backend, filled[j], names[s + j], cam)
+                d = aligned_depth(pred, w_depth[j], w_mask[j], fallback=w_depth[j])
+            cache.add_view(filled[j], d, cam)
+            images.append(filled[j])
+            depths.append(d)
+        warps.append(w_img)
+        masks.append(w_mask)
+        if on_chunk:
+            on_chunk(ci, len(starts))
+    n_in = len(inputs)
+    all_views = Views(
+        np.concatenate([inputs.images, np.stack(images)]),
+        Cameras.cat([inputs.cameras, targets]),
+        np.concatenate([inputs.depth, np.stack(depths)]),
+        True,
+        np.concatenate([np.ones(inputs.images.shape[:3], bool) if inputs.masks is None else inputs.masks, np.concatenate(masks)]),
+        list(inputs.names) + names,
+    )
+    return GenerationResult(all_views, n_in, np.concatenate(warps), np.concatenate(masks), cache)
+
+
+# ============================================================================================ entry points
+def prepare_single_view(
+    image: np.ndarray, depth_backend: DepthBackend, cfg: GenerateConfig, camera: Cameras | None = None, name: str = "input"
+) -> Views:
+    """One input image -> a reference :class:`Views` at the working resolution with depth.
+
+    ``camera``: the image's camera if known (its intrinsics are kept); default: identity pose and
+    ``cfg.fov_deg``.
+    """
+    h0, w0 = image.shape[:2]
+    W, H = working_size(w0, h0, cfg.size)
+    img = resize_view(image, W, H)
+    cam = (camera if camera is not None else Cameras.from_fov(np.eye(4), cfg.fov_deg, w0, h0)).resized(W, H)
+    pred = _predict(depth_backend, img, name, cam)
+    depth = first_view_depth(pred)
+    if not (depth > 0).any():
+        raise See3DError("depth: the input view has no valid depth")
+    return Views(img[None], cam, depth[None], pred.is_metric, None, [name])
+
+
+def path_cameras(start: Cameras, depth: np.ndarray, cfg: GenerateConfig, **params) -> Cameras:
+    """The new cameras of ``cfg.path`` from ``start`` (the start camera itself excluded)."""
+    from see3d.geometry.paths import PATHS
+
+    if cfg.path not in PATHS:
+        make_path(cfg.path, start, 2, 1.0)  # raises the clear unknown-preset error
+    defaults = dict(PATHS[cfg.path].defaults)
+    scaled = {k: v * cfg.path_scale for k, v in defaults.items() if isinstance(v, int | float) and k not in ("pivot", "focus", "rotations")}
+    scaled.update(params)
+    cams = make_path(cfg.path, start, cfg.n_frames + 1, scene_depth_from(depth), **scaled)
+    return cams[1:]
+
+
+def make_filler(cfg: GenerateConfig, pipe=None) -> HoleFiller:
+    """The filler ``cfg.fill`` asks for (``pipe``: a loaded :class:`See3DPipeline` for "mvd")."""
+    if cfg.fill == "telea":
+        return TeleaFiller()
+    if pipe is None:
+        raise InputError(None, "fill='mvd' needs the See3D weights (--weights DIR); use --fill telea for the classical baseline")
+    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed)
+
+
+def generate_from_image(
+    image: np.ndarray,
+    depth_backend: DepthBackend,
+    cfg: GenerateConfig,
+    pipe=None,
+    camera: Cameras | None = None,
+    targets: Cameras | None = None,
+    name: str = "input",
+    new_view_depth: DepthBackend | None | str = "same",
+    **path_params,
+) -> GenerationResult:
+    """Single image -> views along ``cfg.path`` (or along ``targets``, any image size: intrinsics are rescaled).
+
+    Args:
+        depth_backend: depth of the input image (queried with ``key=name``).
+        new_view_depth: depth backend for generated views ("same": ``depth_backend``; None: warped depth only).
+    """
+    refs = prepare_single_view(image, depth_backend, cfg, camera, name)
+    if targets is None:
+        targets = path_cameras(refs.cameras, refs.depth[0], cfg, **path_params)
+    else:
+        targets = targets.resized(refs.cameras.width, refs.cameras.height)
+    new_depth = depth_backend if new_view_depth == "same" else new_view_depth
+    return generate_along_path(refs, targets, make_filler(cfg, pipe), new_depth, cfg.chunk_size, cfg.depth_tol)
+
+
+def prepare_sparse_views(images: list[np.ndarray], names: list[str], depth_backend: DepthBackend, cfg: GenerateConfig,
+                         cameras: Cameras | None = None, image_paths: list[Path] | None = None) -> tuple[Views, np.ndarray | None]:  # fmt: skip
+    """2-6 input images -> reference :class:`Views` with poses (SfM unless ``cameras`` given) and depth aligned
+    to the SfM points (to the first view's depth scale when cameras are given without points).
+
+    Returns ``(views, sfm_points or None)``.
+    """
+    if not 2 <= len(images) <= 6:
+        raise InputError(None, f"sparse-view generation takes 2 to 6 images, got {len(images)}")
+    h0, w0 = images[0].shape[:2]
+    if any(im.shape[:2] != (h0, w0) for im in images):
+        raise InputError(None, "all sparse input images must have the same size")
+    sfm = None
+    if cameras is None:
+        from see3d.geometry.sfm import run_sfm
+
+        if image_paths is None:
+            raise InputError(None, "sparse views need either given cameras or image files for SfM")
+        sfm = run_sfm(image_paths)
+        cameras = sfm.cameras
+    if len(cameras) != len(images):
+        raise InputError(None, f"{len(images)} images but {len(cameras)} cameras")
+    W, H = working_size(w0, h0, cfg.size)
+    cams = cameras.resized(W, H)
+    imgs = np.stack([resize_view(im, W, H) for im in images])
+    depths = []
+    for i in range(len(imgs)):
+        pred = _predict(depth_backend, imgs[i], names[i], cams[i])
+        if sfm is not None:
+            pts, _, _ = sfm.observed_points(i)
+            al = align_depth_to_points(pred.values, cams[i], pts, space=pred.alignment_space)
+            d = al.apply(pred.values)
+            d = np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
+        elif pred.is_metric or not depths:
+            d = first_view_depth(pred)
+        else:  # relative maps without points: align to the views already placed
+            cache = PointCache(depth_tol=cfg.depth_tol)
+            for k, dk in enumerate(depths):
+                cache.add_view(imgs[k], dk, cams[k])
+            r = cache.render(cams[i])
+            rd, rm = r.depth[0].numpy(), r.mask[0].numpy()
+            d = aligned_depth(pred, rd, rm, fallback=None)
+        depths.append(d)
+    return Views(imgs, cams, np.stack(depths), True, None, list(names)), (None if sfm is None else sfm.points)
+
+
+def generate_from_sparse(images: list[np.ndarray], names: list[str], depth_backend: DepthBackend, cfg: GenerateConfig, pipe=None,
+                         cameras: Cameras | None = None, image_paths: list[Path] | None = None,
+                         new_view_depth: DepthBackend | None | str = "same") -> GenerationResult:  # fmt: skip
+    """Sparse inputs -> ``cfg.n_frames`` new views on a smooth path through the input cameras
+    (``new_view_depth`` as in :func:`generate_from_image`)."""
+    from see3d.geometry.paths import interpolate_cameras
+
+    refs, _ = prepare_sparse_views(images, names, depth_backend, cfg, cameras, image_paths)
+    per_gap = max(1, cfg.n_frames // (len(refs) - 1))
+    dense = interpolate_cameras(refs.cameras, (len(refs) - 1) * (per_gap + 1) + 1)
+    keep = [i for i in range(len(dense)) if i % (per_gap + 1)]  # drop the input cameras themselves
+    targets = dense[keep]
+    new_depth = depth_backend if new_view_depth == "same" else new_view_depth
+    return generate_along_path(refs, targets, make_filler(cfg, pipe), new_depth, cfg.chunk_size, cfg.depth_tol)
+
+
+def text_to_image(
+    prompt: str, t2i_dir: str | Path, seed: int = 0, steps: int = 30, height: int | None = None, width: int | None = None
+) -> np.ndarray:
+    """First image for text-to-3D from a local diffusers text-to-image pipeline folder -> (H, W, 3) float."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from see3d.errors import WeightsError
+
+    t2i_dir = Path(t2i_dir)
+    if not (t2i_dir / "model_index.json").is_file():
+        raise WeightsError(t2i_dir, "not a diffusers pipeline folder (no model_index.json)")
+    try:
+        pipe = DiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise WeightsError(t2i_dir, f"could not load the text-to-image pipeline ({e})") from e
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    kw = {} if height is None else {"height": height, "width": width}
+    out = pipe(prompt, num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kw)
+    return np.asarray(out.images[0], dtype=np.float32)
+
+
+def generate_from_text(prompt: str, t2i_dir: str | Path, depth_backend: DepthBackend, cfg: GenerateConfig, pipe=None,
+                       t2i_steps: int = 30, t2i_size: int | None = None) -> tuple[np.ndarray, GenerationResult]:  # fmt: skip
+    """Text -> first image (local text-to-image model) -> the single-image path. Returns (image, result)."""
+    image = text_to_image(prompt, t2i_dir, cfg.seed, t2i_steps, t2i_size, t2i_size)
+    return image, generate_from_image(image, depth_backend, cfg, pipe)

@@ -1,0 +1,92 @@
+"""`ReconstructConfig`: every setting of Gaussian-splat optimisation (``see3d reconstruct`` exposes them).
+
+Schedules default to ``None`` = scaled from ``iters`` with the proportions of the reference 3DGS
+schedule (30k iterations: densify every 100 from 500 to 15k, opacity reset every 3k, one more SH band
+every 1k), so short CPU runs keep the same shape of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class ReconstructConfig:
+    iters: int = field(default=3000, metadata={"help": "optimisation steps (one training view per step)"})
+    sh_degree: int = field(default=3, metadata={"help": "spherical-harmonics degree of the result (0..3)"})
+    backend: Literal["auto", "cpu", "torch", "gsplat"] = field(default="auto", metadata={"help": "rasterizer: gsplat on CUDA, numba on CPU"})
+    device: str = field(default="auto", metadata={"help": "torch device: auto (cuda when gsplat can run), cpu, cuda"})
+    seed: int = field(default=0, metadata={"help": "random seed (view order, random init, splits)"})
+    # initialisation
+    init: Literal["auto", "points", "depth", "random"] = field(
+        default="auto", metadata={"help": "initial splats: given SfM points, unprojected metric depth, or random in the view frusta (auto: first available)"}
+    )
+    init_points: int = field(default=100_000, metadata={"help": "number of initial splats for depth/random init"})
+    init_opacity: float = field(default=0.1, metadata={"help": "initial opacity of every splat"})
+    # loss
+    lambda_dssim: float = field(default=0.2, metadata={"help": "weight of D-SSIM against L1"})
+    background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0], metadata={"help": "background colour behind the splats (RGB in [0,1])"})
+    random_background: bool | None = field(default=None, metadata={"help": "random background colour every step (default: on with --sparse)"})
+    scale_reg: float | None = field(default=None, metadata={"help": "weight of a penalty on splat size / scene extent (default: 0.01 with --sparse, else 0)"})
+    # learning rates (per parameter, Adam)
+    lr_means: float = field(default=1.6e-4, metadata={"help": "initial position learning rate, times the scene extent"})
+    lr_means_final: float = field(default=1.6e-6, metadata={"help": "final position learning rate (exponential decay), times the scene extent"})
+    lr_sh_dc: float = field(default=2.5e-3, metadata={"help": "learning rate of the SH DC colour"})
+    lr_sh_rest: float = field(default=1.25e-4, metadata={"help": "learning rate of the higher SH bands"})
+    lr_opacity: float = field(default=0.05, metadata={"help": "learning rate of the opacity logits"})
+    lr_scales: float = field(default=5e-3, metadata={"help": "learning rate of the log-scales"})
+    lr_quats: float = field(default=1e-3, metadata={"help": "learning rate of the rotations"})
+    sh_interval: int | None = field(default=None, metadata={"help": "steps between SH-degree increases (default iters/30)"})
+    # adaptive density control
+    sparse: bool = field(default=False, metadata={"help": "few input views: no densification, random background, scale regularisation"})
+    densify: bool | None = field(default=None, metadata={"help": "clone/split/prune splats (default: on unless --sparse)"})
+    densify_from: int | None = field(default=None, metadata={"help": "first densification step (default iters/60)"})
+    densify_until: int | None = field(default=None, metadata={"help": "last densification step (default iters/2)"})
+    densify_every: int | None = field(default=None, metadata={"help": "steps between densifications (default max(25, iters/300))"})
+    densify_grad: float = field(default=2e-4, metadata={"help": "view-space positional gradient (NDC) above which splats are cloned/split"})
+    percent_dense: float = field(default=0.01, metadata={"help": "splats larger than this fraction of the scene extent are split, smaller ones cloned"})
+    prune_opacity: float = field(default=0.005, metadata={"help": "prune splats whose opacity falls below this"})
+    opacity_reset_every: int | None = field(default=None, metadata={"help": "steps between opacity resets while densifying (default iters/10; 0 = never)"})
+    max_gaussians: int = field(default=1_000_000, metadata={"help": "densification stops adding splats past this count"})
+    # bookkeeping
+    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (0 = only at the end)"})
+
+    def __post_init__(self) -> None:
+        if self.iters < 1:
+            raise ValueError(f"iters must be >= 1, got {self.iters}")
+        if not 0 <= self.sh_degree <= 3:
+            raise ValueError(f"sh_degree must be 0..3, got {self.sh_degree}")
+        if len(self.background) != 3:
+            raise ValueError(f"background must have 3 values, got {self.background}")
+        if not 0 < self.init_opacity < 1:
+            raise ValueError(f"init_opacity must be in (0, 1), got {self.init_opacity}")
+
+    # ------------------------------------------------------------------ resolved schedule
+    @property
+    def use_densify(self) -> bool:
+        return (not self.sparse) if self.densify is None else bool(self.densify)
+
+    @property
+    def use_random_background(self) -> bool:
+        return self.sparse if self.random_background is None else bool(self.random_background)
+
+    @property
+    def scale_reg_weight(self) -> float:
+        return (0.01 if self.sparse else 0.0) if self.scale_reg is None else float(self.scale_reg)
+
+    @property
+    def sh_every(self) -> int:
+        return max(1, self.iters // 30) if self.sh_interval is None else max(1, self.sh_interval)
+
+    @property
+    def densify_schedule(self) -> tuple[int, int, int]:
+        """(from, until, every) steps; until = 0 when densification is off."""
+        every = max(25, self.iters // 300) if self.densify_every is None else max(1, self.densify_every)
+        start = max(every, self.iters // 60) if self.densify_from is None else self.densify_from
+        until = self.iters // 2 if self.densify_until is None else self.densify_until
+        return start, (until if self.use_densify else 0), every
+
+    @property
+    def opacity_reset_interval(self) -> int:
+        return max(1, self.iters // 10) if self.opacity_reset_every is None else self.opacity_reset_every

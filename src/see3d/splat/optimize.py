@@ -1,0 +1,270 @@
+"""Fit Gaussian splats to posed images (3DGS optimisation) with checkpoints that resume exactly.
+
+Loss: ``(1 - lambda) L1 + lambda (1 - SSIM)`` (lambda = 0.2, SSIM with the 3DGS 11x11 Gaussian window
+and zero padding), plus an optional scale penalty for sparse inputs. Adam with one learning rate per
+parameter; the position learning rate decays exponentially and is scaled by the scene extent. One
+training view per step, in reshuffled epochs. Adaptive density control: :mod:`see3d.splat.densify`.
+
+Checkpoints are ``checkpoint.safetensors`` (parameters, Adam moments, densification statistics,
+torch RNG state) plus ``checkpoint.json`` (step, config, numpy RNG state); both written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from see3d.errors import InputError
+from see3d.eval.metrics import ssim
+from see3d.io.atomic import atomic_path, write_json_atomic
+from see3d.io.views import Views
+from see3d.log import get_logger, progress
+from see3d.splat.config import ReconstructConfig
+from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
+from see3d.splat.gaussians import Gaussians
+from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
+from see3d.splat.rasterize import render, resolve_backend
+
+log = get_logger(__name__)
+CKPT_VERSION = 1
+
+
+def resolve_device(cfg: ReconstructConfig) -> torch.device:
+    if cfg.device != "auto":
+        return torch.device(cfg.device)
+    if cfg.backend in ("auto", "gsplat") and torch.cuda.is_available():
+        from see3d.splat.rasterize_gsplat import gsplat_available
+
+        if gsplat_available():
+            return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def initial_gaussians(
+    views: Views,
+    cfg: ReconstructConfig,
+    rng: np.random.Generator,
+    points: np.ndarray | None = None,
+    colors: np.ndarray | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> Gaussians:
+    """Initial splats by ``cfg.init`` ("auto": given points, else metric depth, else random in the frusta)."""
+    mode = cfg.init
+    if mode == "auto":
+        mode = "points" if points is not None and len(points) else "depth" if views.depth is not None and views.depth_is_metric else "random"
+    if mode == "points":
+        if points is None or not len(points):
+            raise InputError(None, "init='points' but no initial points were given (no SfM points in the data)")
+        pts, cols, scales = np.asarray(points, np.float64), None if colors is None else np.asarray(colors, np.float64), None
+    elif mode == "depth":
+        if views.depth is None:
+            raise InputError(None, "init='depth' but the views have no depth maps")
+        pts, cols = points_from_depth(views, cfg.init_points, rng)
+        scales = None
+    else:
+        near, far = bounds if bounds is not None else (None, None)
+        pts, cols, scales = points_in_frusta(views, cfg.init_points, rng, near, far)
+    log.info("init: %d splats from %s", len(pts), mode)
+    return Gaussians.from_points(pts, cols, scales=scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
+
+
+class SplatTrainer:
+    """Optimise splats on ``views``; :meth:`train` runs to ``cfg.iters``, :meth:`save` / :meth:`load` checkpoint."""
+
+    def __init__(self, views: Views, cfg: ReconstructConfig, init: Gaussians, extent: float | None = None):
+        self.views, self.cfg = views, cfg
+        self.device = resolve_device(cfg)
+        self.backend = resolve_backend(cfg.backend, self.device)
+        self.extent = float(extent) if extent is not None else scene_extent(views, init.means.numpy() if init.device.type == "cpu" else None)
+        self.images = torch.as_tensor(views.images, device=self.device)
+        self.masks = None if views.masks is None else torch.as_tensor(views.masks, device=self.device)
+        self.K, self.c2w = views.cameras.torch(device=self.device)
+        lrs = {
+            "means": cfg.lr_means * self.extent,
+            "quats": cfg.lr_quats,
+            "log_scales": cfg.lr_scales,
+            "opacity_logits": cfg.lr_opacity,
+            "sh_dc": cfg.lr_sh_dc,
+            "sh_rest": cfg.lr_sh_rest,
+        }
+        self.sp = SplatParams(init.with_sh_degree(cfg.sh_degree).to(self.device, torch.float32), lrs)
+        self.step = 0
+        self.rng = np.random.default_rng(cfg.seed)
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.order: list[int] = []
+        self.grad_accum = torch.zeros(len(self.sp), device=self.device)
+        self.grad_count = torch.zeros(len(self.sp), device=self.device)
+        self.resets = 0
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ training
+    def _next_view(self) -> int:
+        if not self.order:
+            self.order = [int(i) for i in self.rng.permutation(len(self.views))]
+        return self.order.pop()
+
+    def _means_lr(self) -> float:
+        t = min(1.0, self.step / max(1, self.cfg.iters))
+        lr0, lr1 = self.cfg.lr_means * self.extent, self.cfg.lr_means_final * self.extent
+        return math.exp((1 - t) * math.log(lr0) + t * math.log(lr1))
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step on one view; returns {"loss", "psnr", "num"}."""
+        cfg = self.cfg
+        i = self._next_view()
+        self.sp.set_lr("means", self._means_lr())
+        if cfg.use_random_background:
+            bg = torch.rand(3, generator=self.gen).to(self.device)
+        else:
+            bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
+        degree = min(cfg.sh_degree, self.step // cfg.sh_every)
+        g = self.sp.gaussians()
+        out = render(g, self.K[i], self.views.cameras.width, self.views.cameras.height, c2w=self.c2w[i], background=bg, sh_degree=degree, backend=self.backend)
+        pred, target = out["rgb"], self.images[i]
+        mask = None if self.masks is None else self.masks[i]
+        p4, t4 = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
+        if mask is None:
+            l1 = (pred - target).abs().mean()
+            mse = ((pred - target) ** 2).mean()
+        else:
+            m = mask[..., None].to(pred.dtype)
+            denom = m.sum().clamp_min(1) * 3
+            l1 = ((pred - target).abs() * m).sum() / denom
+            mse = (((pred - target) ** 2) * m).sum() / denom
+        d_ssim = 1 - ssim(p4, t4, mask=None if mask is None else mask[None], padding="same")[0]
+        loss = (1 - cfg.lambda_dssim) * l1 + cfg.lambda_dssim * d_ssim
+        if cfg.scale_reg_weight > 0:
+            loss = loss + cfg.scale_reg_weight * g.log_scales.exp().max(1).values.mean() / self.extent
+        loss.backward()
+
+        start, until, every = cfg.densify_schedule
+        with torch.no_grad():
+            if self.step < until:
+                gr = out["means2d"].grad.reshape(-1, 2)
+                scale = torch.tensor([self.views.cameras.width / 2.0, self.views.cameras.height / 2.0], device=gr.device)
+                norms = (gr * scale).norm(dim=-1)
+                ids, vis = out["ids"], out["visible"]
+                self.grad_accum.index_add_(0, ids[vis], norms[vis])
+                self.grad_count.index_add_(0, ids[vis], torch.ones_like(norms[vis]))
+        self.sp.optimizer.step()
+        self.sp.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+        if self.step < until and self.step > start and self.step % every == 0:
+            grads = self.grad_accum / self.grad_count.clamp_min(1)
+            stats = densify_and_prune(
+                self.sp, grads, self.extent, cfg.densify_grad, cfg.percent_dense, cfg.prune_opacity, cfg.max_gaussians, self.resets > 0, self.gen
+            )
+            log.debug("step %d densify %s -> %d splats", self.step, stats, len(self.sp))
+            self.grad_accum = torch.zeros(len(self.sp), device=self.device)
+            self.grad_count = torch.zeros(len(self.sp), device=self.device)
+        reset = cfg.opacity_reset_interval
+        if reset > 0 and self.step < until and self.step % reset == 0:
+            self.sp.reset_opacity()
+            self.resets += 1
+        with torch.no_grad():
+            psnr = float(-10 * torch.log10(mse.clamp_min(1e-10)))
+        return {"loss": float(loss.detach()), "psnr": psnr, "num": len(self.sp)}
+
+    def train(self, out_dir: str | Path | None = None, show_progress: bool = True) -> Gaussians:
+        """Run until ``cfg.iters`` steps; checkpoint into ``out_dir`` every ``cfg.checkpoint_every`` steps and at the end."""
+        cfg = self.cfg
+        bar = progress(total=cfg.iters, initial=self.step, desc="splat", unit="step", disable=None if show_progress else True)
+        while self.step < cfg.iters:
+            s = self.train_step()
+            self.history.append({"step": self.step, **s})
+            bar.update(1)
+            bar.set_postfix(loss=f"{s['loss']:.4f}", psnr=f"{s['psnr']:.2f}", n=s["num"])
+            if out_dir is not None and cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0 and self.step < cfg.iters:
+                self.save(out_dir)
+        bar.close()
+        if out_dir is not None:
+            self.save(out_dir)
+        return self.gaussians()
+
+    def gaussians(self) -> Gaussians:
+        """The current splats (detached, CPU)."""
+        return self.sp.gaussians().detach().to("cpu").clone()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``checkpoint.safetensors`` + ``checkpoint.json`` in ``out_dir`` (atomically). Returns the json path."""
+        from safetensors.torch import save_file
+
+        out_dir = Path(out_dir)
+        tensors: dict[str, torch.Tensor] = {}
+        adam_steps = {}
+        for grp in self.sp.optimizer.param_groups:
+            name, p = grp["name"], grp["params"][0]
+            tensors[f"param/{name}"] = p.detach().cpu()
+            st = self.sp.optimizer.state.get(p)
+            if st:
+                tensors[f"adam/{name}/exp_avg"] = st["exp_avg"].cpu()
+                tensors[f"adam/{name}/exp_avg_sq"] = st["exp_avg_sq"].cpu()
+                adam_steps[name] = float(st["step"])
+        tensors["stats/grad_accum"] = self.grad_accum.cpu()
+        tensors["stats/grad_count"] = self.grad_count.cpu()
+        tensors["rng/torch"] = self.gen.get_state()
+        tensors = {k: v.contiguous() for k, v in tensors.items()}
+        with atomic_path(out_dir / "checkpoint.safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"step": str(self.step)})
+        state = {
+            "version": CKPT_VERSION,
+            "step": self.step,
+            "num_gaussians": len(self.sp),
+            "extent": self.extent,
+            "resets": self.resets,
+            "order": self.order,
+            "adam_steps": adam_steps,
+            "numpy_rng": self.rng.bit_generator.state,
+            "config": asdict(self.cfg),
+        }
+        write_json_atomic(out_dir / "checkpoint.json", state)
+        return out_dir / "checkpoint.json"
+
+    @classmethod
+    def load(cls, out_dir: str | Path, views: Views, cfg: ReconstructConfig | None = None) -> SplatTrainer:
+        """Resume from a checkpoint in ``out_dir``. ``cfg`` (default: the saved one) may change ``iters``."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        out_dir = Path(out_dir)
+        js, st_path = out_dir / "checkpoint.json", out_dir / "checkpoint.safetensors"
+        if not js.is_file() or not st_path.is_file():
+            raise InputError(out_dir, "no checkpoint to resume (checkpoint.json + checkpoint.safetensors)")
+        try:
+            state = json.loads(js.read_text())
+            tensors = load_file(str(st_path))
+        except (json.JSONDecodeError, SafetensorError, OSError) as e:
+            raise InputError(out_dir, f"checkpoint is unreadable ({e})") from e
+        if state.get("version") != CKPT_VERSION:
+            raise InputError(js, f"checkpoint version {state.get('version')} is not {CKPT_VERSION}")
+        if cfg is None:
+            cfg = ReconstructConfig(**state["config"])
+        p = {k: tensors[f"param/{k}"] for k in FIELDS}
+        if len(p["means"]) != state["num_gaussians"]:
+            raise InputError(st_path, "checkpoint.safetensors does not match checkpoint.json (written by different runs?)")
+        init = Gaussians(p["means"], p["quats"], p["log_scales"], p["opacity_logits"], torch.cat([p["sh_dc"], p["sh_rest"]], 1))
+        if init.sh_degree != cfg.sh_degree:
+            raise InputError(js, f"checkpoint has SH degree {init.sh_degree} but the config asks for {cfg.sh_degree}")
+        tr = cls(views, cfg, init, extent=state["extent"])
+        tr.sp.set_lr("means", 0.0)
+        for grp in tr.sp.optimizer.param_groups:
+            name, prm = grp["name"], grp["params"][0]
+            if f"adam/{name}/exp_avg" in tensors:
+                tr.sp.optimizer.state[prm] = {
+                    "step": torch.tensor(state["adam_steps"][name], dtype=torch.float32),
+                    "exp_avg": tensors[f"adam/{name}/exp_avg"].to(tr.device),
+                    "exp_avg_sq": tensors[f"adam/{name}/exp_avg_sq"].to(tr.device),
+                }
+        tr.grad_accum = tensors["stats/grad_accum"].to(tr.device)
+        tr.grad_count = tensors["stats/grad_count"].to(tr.device)
+        tr.gen.set_state(tensors["rng/torch"])
+        tr.rng.bit_generator.state = state["numpy_rng"]
+        tr.step, tr.resets, tr.order = int(state["step"]), int(state["resets"]), [int(i) for i in state["order"]]
+        return tr

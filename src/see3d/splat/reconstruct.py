@@ -1,0 +1,146 @@
+"""`reconstruct`: posed images -> Gaussian splats (+ optional mesh and flythrough); the API behind
+``see3d reconstruct``.
+
+Reads a Views folder (``transforms.json`` + images, optional depth/masks), an LLFF scene
+(``poses_bounds.npy``), a COLMAP scene (``sparse/0``) or another layout the evaluation readers know.
+Writes into ``out``: ``splats.ply`` (standard 3DGS layout), ``config.json``, ``checkpoint.*``,
+``train_log.json``, optionally ``metrics.json`` (held-out PSNR/SSIM), ``mesh.ply|glb`` and ``flythrough.mp4``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from see3d.config import save_config
+from see3d.errors import InputError
+from see3d.io.atomic import write_json_atomic
+from see3d.io.views import Views
+from see3d.log import get_logger
+from see3d.splat.config import ReconstructConfig
+from see3d.splat.gaussians import Gaussians, write_ply
+from see3d.splat.optimize import SplatTrainer, initial_gaussians
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Posed images plus what the format offers for initialisation."""
+
+    views: Views
+    points: np.ndarray | None = None  # (P, 3) sparse world points (SfM)
+    point_colors: np.ndarray | None = None  # (P, 3) in [0, 1]
+    bounds: tuple[float, float] | None = None  # near/far depth over all views
+
+
+def load_training_data(data: str | Path, factor: int | None = None) -> TrainingData:
+    """Read a scene folder (see the module docstring). ``factor`` downsizes images (LLFF default: 8, i.e. ``images_8``)."""
+    data = Path(data)
+    if not data.exists():
+        raise InputError(data, "data folder not found")
+    if (data / "transforms.json").is_file() and (data / "images").is_dir() and factor in (None, 1):
+        try:
+            return TrainingData(Views.load(data))
+        except InputError:
+            raise
+        except (KeyError, ValueError) as e:
+            log.info("%s is not a see3d Views folder (%s); trying the dataset readers", data, e)
+    from see3d.eval.datasets import load_scene
+
+    scene = load_scene(data, factor=factor)
+    bounds = None
+    if scene.bounds is not None:
+        bounds = (float(scene.bounds[:, 0].min()) * 0.9, float(scene.bounds[:, 1].max()) * 1.1)
+    return TrainingData(scene.views, scene.points, scene.point_colors, bounds)
+
+
+def evaluate(gaussians: Gaussians, views: Views, cfg: ReconstructConfig) -> dict:
+    """PSNR / SSIM of ``gaussians`` rendered at ``views`` (per view and mean)."""
+    from see3d.eval.metrics import psnr, ssim
+    from see3d.splat.export import render_views
+
+    per = []
+    for i, (rgb, _, _) in enumerate(render_views(gaussians, views.cameras, cfg.background, cfg.backend, desc="eval")):
+        p = torch.as_tensor(rgb).permute(2, 0, 1)[None]
+        t = torch.as_tensor(views.images[i]).permute(2, 0, 1)[None]
+        per.append({"view": views.names[i], "psnr": float(psnr(p, t)[0]), "ssim": float(ssim(p, t)[0])})
+    return {
+        "psnr": float(np.mean([r["psnr"] for r in per])),
+        "ssim": float(np.mean([r["ssim"] for r in per])),
+        "views": per,
+    }
+
+
+def reconstruct(
+    data: TrainingData | Views,
+    out: str | Path,
+    cfg: ReconstructConfig | None = None,
+    *,
+    resume: bool = False,
+    holdout_every: int = 0,
+    train_views: list[int] | None = None,
+    mesh: str | None = None,
+    video: bool = False,
+    mesh_resolution: int = 192,
+    show_progress: bool = True,
+) -> dict:
+    """Fit splats to ``data`` and write the outputs into ``out``. Returns a summary dict.
+
+    Args:
+        holdout_every: when > 0, views 0, k, 2k, ... are held out and scored into ``metrics.json``.
+        train_views: indices (among the non-held-out views) to train on, e.g. 3 views for the sparse setting.
+        mesh: None, "ply" or "glb": also extract a TSDF mesh from the training cameras.
+        video: also render ``flythrough.mp4`` along a path through the training cameras.
+    """
+    cfg = cfg or ReconstructConfig()
+    if isinstance(data, Views):
+        data = TrainingData(data)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    views = data.views
+    n = len(views)
+    test_idx = list(range(0, n, holdout_every)) if holdout_every > 0 else []
+    rest = [i for i in range(n) if i not in test_idx]
+    if train_views is not None:
+        bad = [i for i in train_views if i not in rest]
+        if bad:
+            raise InputError(None, f"train views {bad} are not among the {len(rest)} available (non-held-out) views")
+        rest = list(train_views)
+    if not rest:
+        raise InputError(None, f"no training views left ({n} views, holding out every {holdout_every})")
+    train = views[rest]
+    t0 = time.time()
+    if resume:
+        trainer = SplatTrainer.load(out, train, cfg)
+        log.info("resuming at step %d of %d", trainer.step, cfg.iters)
+    else:
+        init = initial_gaussians(train, cfg, np.random.default_rng(cfg.seed), data.points, data.point_colors, data.bounds)
+        trainer = SplatTrainer(train, cfg, init)
+    save_config(cfg, out / "config.json")
+    g = trainer.train(out, show_progress=show_progress)
+    train_s = time.time() - t0
+    write_ply(out / "splats.ply", g)
+    write_json_atomic(out / "train_log.json", {"history": trainer.history, "seconds": train_s})
+    summary: dict = {"splats": str(out / "splats.ply"), "num_gaussians": len(g), "train_seconds": train_s, "train_views": [views.names[i] for i in rest]}
+    if test_idx:
+        metrics = evaluate(g, views[test_idx], cfg)
+        metrics.update(train_views=summary["train_views"], train_seconds=train_s, iters=cfg.iters, num_gaussians=len(g))
+        write_json_atomic(out / "metrics.json", metrics)
+        summary["test_psnr"] = metrics["psnr"]
+        summary["test_ssim"] = metrics["ssim"]
+    if mesh:
+        from see3d.splat.export import extract_mesh
+
+        extract_mesh(g, train.cameras, out / f"mesh.{mesh}", resolution=mesh_resolution, backend=cfg.backend)
+        summary["mesh"] = str(out / f"mesh.{mesh}")
+    if video:
+        from see3d.splat.export import flythrough_path, write_flythrough
+
+        write_flythrough(out / "flythrough.mp4", g, flythrough_path(train.cameras, 120), background=cfg.background, backend=cfg.backend)
+        summary["video"] = str(out / "flythrough.mp4")
+    return summary

@@ -1,0 +1,308 @@
+"""Training samples from pose-free clips: N frames per clip, S of them clean references, shuffled.
+
+Every random choice is a pure function of ``(seed, global sample index)``: which clip, which frames,
+which references, which order. The global sample index of a batch slot is fixed by the optimizer step,
+micro-step, process rank and slot (:func:`sample_index`), so a run resumed at step k reads exactly the
+batches an uninterrupted run would have read, with any number of DataLoader workers.
+
+Sources (:func:`find_clips`):
+- ``curation``: the output of ``see3d curate`` (WebDataset tar shards + ``manifest.parquet``), read
+  through :mod:`see3d.curation.reader`; only accepted clips.
+- ``synth``: a ``see3d synth`` set: ``<id>.mp4`` with a sidecar ``<id>/label.json``; by default only
+  clips labelled ``keep``. The sidecar's cameras and depth are *not* used (training is pose-free).
+- ``videos``: every video file in a folder (natural order), each one clip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from see3d.errors import InputError
+from see3d.io.images import natural_key
+from see3d.log import get_logger
+
+log = get_logger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """One training clip. ``kind`` says how to decode it; picklable (DataLoader workers)."""
+
+    key: str
+    kind: Literal["video", "curation"]
+    path: Path
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+# ---------------------------------------------------------------------------------------------- sources
+def detect_kind(data: Path) -> Literal["curation", "videos", "synth"]:
+    """Guess the source kind of ``data`` (see module docstring)."""
+    if not data.exists():
+        raise InputError(data, "training data folder not found")
+    if not data.is_dir():
+        raise InputError(data, "training data must be a folder (curation output, synth set or videos)")
+    if (data / "manifest.parquet").is_file():
+        return "curation"
+    if any((p.with_suffix("") / "label.json").is_file() for p in data.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS):
+        return "synth"
+    return "videos"
+
+
+def find_clips(data: str | Path, kind: str = "auto", synth_keep_only: bool = True) -> list[ClipRef]:
+    """List the clips of a training source; raises :class:`InputError` when there are none."""
+    data = Path(data)
+    kind = detect_kind(data) if kind == "auto" else kind
+    if not data.is_dir():
+        raise InputError(data, "training data folder not found")
+    if kind == "curation":
+        clips = _curation_clips(data)
+    else:
+        videos = sorted((p for p in data.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")), key=natural_key)
+        clips = []
+        for v in videos:
+            if kind == "synth" and synth_keep_only:
+                label = v.with_suffix("") / "label.json"
+                if label.is_file():
+                    try:
+                        decision = json.loads(label.read_text()).get("decision")
+                    except (json.JSONDecodeError, AttributeError) as e:
+                        raise InputError(label, f"not a valid label.json ({e})") from e
+                    if decision != "keep":
+                        continue
+            clips.append(ClipRef(key=v.stem, kind="video", path=v))
+    if not clips:
+        raise InputError(data, f"no usable training clips found (read as '{kind}')")
+    return clips
+
+
+def _curation_clips(folder: Path) -> list[ClipRef]:
+    from see3d.curation import reader  # the curation engineer's reader; imported lazily
+
+    return [ClipRef(key=str(c.key), kind="curation", path=folder, extra={"key": str(c.key)}) for c in reader.list_accepted(folder)]
+
+
+def load_clip_frames(clip: ClipRef, max_frames: int | None = None) -> np.ndarray:
+    """Decode a clip to uint8 ``(T, H, W, 3)`` RGB; :class:`InputError` names the file on failure."""
+    if clip.kind == "video":
+        from see3d.io.video import read_frames
+
+        return read_frames(clip.path, max_frames=max_frames)
+    if clip.kind == "curation":
+        from see3d.curation import reader
+
+        frames = reader.read_clip(clip.path, clip.extra["key"])[0]
+        return frames if max_frames is None else frames[:max_frames]
+    raise InputError(clip.path, f"unknown clip kind {clip.kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------- choices
+def sample_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    """Independent generator for global sample ``index`` (``stream`` separates purposes)."""
+    return np.random.default_rng([int(seed), int(stream), int(index)])
+
+
+def choose_frames(rng: np.random.Generator, num_available: int, n: int, mode: str = "strided", min_stride: int = 1, max_stride: int = 4) -> np.ndarray:
+    """Indices (n,) into a clip of ``num_available`` frames, in temporal order.
+
+    strided: a constant stride s ~ U{min_stride..max_stride} (reduced so the frames fit), random start.
+    random: a sorted subset of distinct frames. Raises ValueError when the clip has fewer than n frames.
+    """
+    if num_available < n:
+        raise ValueError(f"clip has {num_available} frames, fewer than the {n} needed")
+    if mode == "random":
+        return np.sort(rng.choice(num_available, size=n, replace=False))
+    if mode != "strided":
+        raise ValueError(f"unknown frame sampling mode {mode!r}")
+    hi = min(max_stride, (num_available - 1) // max(n - 1, 1))
+    lo = min(min_stride, hi)
+    stride = int(rng.integers(lo, hi + 1))
+    start = int(rng.integers(0, num_available - (n - 1) * stride))
+    return start + stride * np.arange(n)
+
+
+def choose_refs(rng: np.random.Generator, n: int, num_refs_choices: Sequence[int], shuffle: bool = True) -> tuple[np.ndarray, int]:
+    """Pick S references among n frames and an order.
+
+    Returns ``(order (n,), S)``: output position i shows chosen frame ``order[i]``; positions ``< S`` are
+    the references (the layout the conditioning and pipelines use). With ``shuffle`` the references and
+    the targets each come in random order, so the model sees an unordered set (it has no frame-order
+    embedding and its attention is permutation-equivariant, so this equals a full shuffle); without it
+    both keep temporal order.
+    """
+    s = int(rng.choice(np.asarray(num_refs_choices)))
+    refs = np.sort(rng.choice(n, size=s, replace=False))
+    tgts = np.setdiff1d(np.arange(n), refs)
+    if shuffle:
+        refs, tgts = rng.permutation(refs), rng.permutation(tgts)
+    return np.concatenate([refs, tgts]).astype(np.int64), s
+
+
+def resize_frames(frames: np.ndarray, resolution: int, mode: str = "crop") -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, R, R, 3): short side to R then centre crop, or a plain stretch."""
+    import cv2
+
+    t, h, w = frames.shape[:3]
+    if mode == "crop":
+        scale = resolution / min(h, w)
+        nh, nw = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+        y0, x0 = (nh - resolution) // 2, (nw - resolution) // 2
+    else:
+        nh = nw = resolution
+        y0 = x0 = 0
+    interp = cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC
+    out = np.empty((t, resolution, resolution, 3), np.uint8)
+    for i in range(t):
+        img = frames[i] if (nh, nw) == (h, w) else cv2.resize(frames[i], (nw, nh), interpolation=interp)
+        out[i] = img[y0 : y0 + resolution, x0 : x0 + resolution]
+    return out
+
+
+def to_model_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+class ClipDataset(torch.utils.data.Dataset):
+    """Map-style dataset over *global sample indices* (any int >= 0).
+
+    Item ``g``: clip ``perm_e[g mod C]`` where ``perm_e`` is the seeded permutation of epoch e = g // C,
+    then frames, references and order from :func:`sample_rng` (seed, g). Returns a dict:
+    ``pixels`` float32 (N, 3, R, R) in [-1, 1], ``num_refs`` int S (frames ``< S`` are the clean
+    references), ``frame_index`` int64 (N,) (indices into the clip, in output order), ``clip`` str, ``index`` int. With ``latent_cache_dir``
+    ``pixels`` is replaced by the cached ``latent_mean`` / ``latent_std`` (N, C, h, w) (and
+    ``image_embeds`` (N, D) when cached).
+
+    A clip that fails to decode or is too short is logged once and replaced, deterministically, by the
+    next usable clip of the same epoch's permutation.
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[ClipRef],
+        num_frames: int,
+        num_refs: Sequence[int] = (1,),
+        resolution: int = 512,
+        seed: int = 0,
+        frame_sampling: str = "strided",
+        min_stride: int = 1,
+        max_stride: int = 4,
+        shuffle_frames: bool = True,
+        resize_mode: str = "crop",
+        max_clip_frames: int | None = 200,
+        preload: bool = False,
+        latent_cache_dir: Path | None = None,
+    ):
+        if not clips:
+            raise ValueError("ClipDataset needs at least one clip")
+        self.clips = list(clips)
+        self.num_frames, self.num_refs, self.resolution, self.seed = num_frames, list(num_refs), resolution, seed
+        self.frame_sampling, self.min_stride, self.max_stride = frame_sampling, min_stride, max_stride
+        self.shuffle_frames, self.resize_mode, self.max_clip_frames = shuffle_frames, resize_mode, max_clip_frames
+        self.preload = preload
+        self.latent_cache_dir = latent_cache_dir
+        self._cache: dict[int, np.ndarray] = {}
+        self._bad: set[int] = set()
+        if preload and latent_cache_dir is None:
+            from see3d.log import progress
+
+            for i in progress(range(len(self.clips)), desc="decode clips", total=len(self.clips)):
+                self._frames(i)
+
+    def __len__(self) -> int:  # one epoch; indices beyond it are valid too
+        return len(self.clips)
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([int(self.seed), 7, int(epoch)]).permutation(len(self.clips))
+
+    def clip_for_index(self, g: int) -> int:
+        """Clip index of global sample ``g`` (a fresh seeded permutation every epoch)."""
+        c = len(self.clips)
+        return int(self._perm(int(g) // c)[int(g) % c])
+
+    def _frames(self, i: int) -> np.ndarray:
+        if i in self._cache:
+            return self._cache[i]
+        frames = resize_frames(load_clip_frames(self.clips[i], self.max_clip_frames), self.resolution, self.resize_mode)
+        if self.preload:  # keep decoded clips (small sets); large sets decode per sample
+            self._cache[i] = frames
+        return frames
+
+    def __getitem__(self, g: int) -> dict:
+        c = len(self.clips)
+        perm = self._perm(int(g) // c)
+        gi = int(g)
+        for k in range(c):
+            i = int(perm[(gi + k) % c])
+            if i in self._bad:
+                continue
+            try:
+                if self.latent_cache_dir is not None:
+                    from see3d.train.latent_cache import cached_length
+
+                    length = cached_length(self.latent_cache_dir, self.clips[i].key)
+                else:
+                    frames = self._frames(i)
+                    length = len(frames)
+                idx = choose_frames(sample_rng(self.seed, gi, 1), length, self.num_frames, self.frame_sampling, self.min_stride, self.max_stride)
+            except (InputError, ValueError) as e:
+                log.warning("skipping training clip %s: %s", self.clips[i].path, e)
+                self._bad.add(i)
+                continue
+            order, num_refs = choose_refs(sample_rng(self.seed, gi, 2), self.num_frames, self.num_refs, self.shuffle_frames)
+            chosen = idx[order]
+            item = {
+                "num_refs": num_refs,
+                "frame_index": torch.from_numpy(chosen.astype(np.int64)),
+                "clip": self.clips[i].key,
+                "index": int(g),
+            }
+            if self.latent_cache_dir is not None:
+                from see3d.train.latent_cache import read_cached
+
+                item.update({("latent_" + name if name in ("mean", "std") else name): v for name, v in read_cached(self.latent_cache_dir, self.clips[i].key, chosen).items()})
+            else:
+                item["pixels"] = to_model_pixels(frames[chosen])
+            return item
+        raise InputError(self.clips[0].path.parent, f"no clip is usable: every clip failed to decode or has fewer than {self.num_frames} frames")
+
+
+def sample_index(step: int, micro: int, rank: int, slot: int, accum: int, world: int, batch: int) -> int:
+    """Global sample index of batch ``slot`` on process ``rank`` at optimizer ``step``, micro-step ``micro``."""
+    return ((step * accum + micro) * world + rank) * batch + slot
+
+
+class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Yields the index lists of micro-batches from optimizer step ``start_step`` to ``max_steps``, for one rank."""
+
+    def __init__(self, start_step: int, max_steps: int, batch_size: int, accum: int = 1, rank: int = 0, world: int = 1):
+        self.start_step, self.max_steps, self.batch_size = start_step, max_steps, batch_size
+        self.accum, self.rank, self.world = accum, rank, world
+
+    def __len__(self) -> int:
+        return max(self.max_steps - self.start_step, 0) * self.accum
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.max_steps):
+            for m in range(self.accum):
+                yield [sample_index(step, m, self.rank, b, self.accum, self.world, self.batch_size) for b in range(self.batch_size)]
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack samples: pixels (B, N, 3, R, R) (or latent_mean / latent_std (B, N, C, h, w) and image_embeds
+    (B, N, D) from a latent cache), frame_index (B, N); num_refs, clip keys and indices as lists."""
+    keys = [k for k in ("pixels", "latent_mean", "latent_std", "image_embeds", "frame_index") if k in items[0]]
+    out = {k: torch.stack([it[k] for it in items]) for k in keys}
+    out["num_refs"] = [it["num_refs"] for it in items]
+    out["clip"] = [it["clip"] for it in items]
+    out["index"] = [it["index"] for it in items]
+    return out

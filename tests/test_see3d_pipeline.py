@@ -1,0 +1,247 @@
+"""See3DPipeline end to end on the tiny random pipeline (CPU, seconds)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from see3d.errors import InputError, WeightsError
+from see3d.pipelines.schedule import official_timesteps
+from see3d.pipelines.see3d_pipeline import See3DPipeline
+from see3d.pipelines.tiny import write_tiny_see3d
+
+H = W = 64
+KW = dict(height=H, width=W, num_inference_steps=4, output_type="pt")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add contention
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return write_tiny_see3d(tmp_path_factory.mktemp("tiny") / "MVD_weights", seed=0)
+
+
+@pytest.fixture(scope="module")
+def pipe(weights):
+    p = See3DPipeline.from_official(weights, variant="single", sr=True)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def _inputs(t=3, r=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    refs = torch.rand(r, 3, H, W, generator=g)
+    warps = torch.rand(t, 3, H, W, generator=g)
+    masks = (torch.rand(t, 1, H, W, generator=g) > 0.3).float()
+    return refs, warps, masks
+
+
+class UNetSpy:
+    """Records the inputs of every UNet call."""
+
+    def __init__(self, unet):
+        self.calls = []
+        self.handle = unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        x, t, ctx = args
+        self.calls.append({"x": x.clone(), "t": t.clone(), "ctx": ctx.clone(), "num_frames": kwargs["num_frames"]})
+
+    def remove(self):
+        self.handle.remove()
+
+
+def test_generates_targets_reproducibly(pipe):
+    refs, warps, masks = _inputs()
+    a = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    b = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    c = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(1), super_resolution=False, **KW)
+    assert a.images.shape == (3, 3, H, W) and a.base_images is None
+    assert a.images.min() >= 0 and a.images.max() <= 1 and a.images.std() > 0.01
+    assert torch.equal(a.images, b.images)
+    assert (a.images - c.images).abs().mean() > 1e-3
+    # the warps matter: another set of warped views gives other outputs
+    d = pipe(refs, warps.flip(0), masks, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    assert (a.images - d.images).abs().mean() > 1e-3
+
+
+def test_output_types(pipe):
+    refs, warps, masks = _inputs(t=2)
+    common = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, height=H, width=W, num_inference_steps=2)
+    arr = pipe(refs, warps, masks, output_type="np", **common).images
+    assert isinstance(arr, np.ndarray) and arr.shape == (2, H, W, 3) and arr.dtype == np.float32
+    pil = pipe(refs, warps, masks, output_type="pil", **{**common, "generator": torch.Generator().manual_seed(0)}).images
+    assert len(pil) == 2 and pil[0].size == (W, H)
+    assert np.abs(np.asarray(pil[0], dtype=np.float32) / 255 - arr[0]).max() <= 0.5 / 255 + 1e-6
+
+
+def test_each_step_feeds_the_official_9_channel_batch(pipe):
+    refs, warps, masks = _inputs(t=2)
+    spy = UNetSpy(pipe.unet)
+    try:
+        pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, **{**KW, "num_inference_steps": 10})
+    finally:
+        spy.remove()
+    expected_t = official_timesteps(10).tolist()  # 999, 900, ..., 9: the official trailing override, 11 calls
+    assert [int(c["t"][0]) for c in spy.calls] == expected_t
+    ref_latent = pipe.encode_images(refs, torch.Generator().manual_seed(0))
+    mask_lat = masks[:, :, ::8, ::8]
+    for c in spy.calls:
+        x, t = c["x"], c["t"]
+        assert c["num_frames"] == 3 and x.shape == (6, 9, H // 8, W // 8)
+        assert t.dtype == torch.float32 and torch.all(t == t[0])
+        cond, uncond = x[:3], x[3:]
+        assert torch.equal(cond[:, :4], uncond[:, :4])  # same x_t in both halves
+        assert torch.allclose(cond[0, :4], ref_latent[0], atol=1e-5) and torch.allclose(cond[0, 4:8], ref_latent[0], atol=1e-5)
+        assert torch.all(cond[0, 8] == 1) and torch.equal(cond[1:, 8:], mask_lat)
+        assert torch.equal(uncond[0, 4:], cond[0, 4:]) and torch.count_nonzero(uncond[1:, 4:]) == 0
+        assert c["ctx"].shape == (6, 77, 32) and torch.equal(c["ctx"][0], c["ctx"][5])  # one context for all rows
+    # the condition follows the schedule: early it is mostly the noised warp, late mostly x_t itself
+    first, last = spy.calls[0]["x"], spy.calls[-1]["x"]
+    assert (first[1:3, 4:8] - first[1:3, :4]).abs().mean() > 0.3
+    assert (last[1:3, 4:8] - last[1:3, :4]).abs().mean() < (first[1:3, 4:8] - first[1:3, :4]).abs().mean() / 3
+
+
+def test_guidance_zero_skips_the_unconditional_branch(pipe):
+    refs, warps, masks = _inputs(t=2)
+    spy = UNetSpy(pipe.unet)
+    try:
+        pipe(refs, warps, masks, guidance_scale=0.0, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    finally:
+        spy.remove()
+    assert all(c["x"].shape[0] == 3 for c in spy.calls)
+
+
+def test_long_sequences_run_in_groups_with_anchor_views(pipe):
+    refs, warps, masks = _inputs(t=3)
+    spy = UNetSpy(pipe.unet)
+    try:
+        out = pipe(refs, warps, masks, group_size=1, num_anchors=2, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    finally:
+        spy.remove()
+    steps = len(official_timesteps(4))
+    frames = [c["num_frames"] for c in spy.calls]
+    assert frames == [2] * steps + [3] * steps + [4] * steps  # ref + 0, 1, 2 anchors + 1 target
+    assert out.images.shape == (3, 3, H, W)
+    last_group = [c["x"] for c in spy.calls[-steps:]]
+    for x in last_group:  # anchors are clean references: fixed latent and condition, all-ones mask
+        assert torch.equal(x[1:3, :4], last_group[0][1:3, :4]) and torch.equal(x[1:3, :4], x[1:3, 4:8])
+        assert torch.all(x[1:3, 8] == 1)
+
+
+def test_super_resolution_doubles_the_size_with_clean_condition(pipe):
+    refs, warps, masks = _inputs(t=2)
+    spy = UNetSpy(pipe.sr_unet)
+    try:
+        out = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), sr_num_inference_steps=3, **KW)
+    finally:
+        spy.remove()
+    assert out.images.shape == (2, 3, 2 * H, 2 * W) and out.base_images.shape == (2, 3, H, W)
+    assert len(spy.calls) == len(official_timesteps(3))
+    for c in spy.calls:
+        x = c["x"]
+        assert x.shape == (6, 9, H // 4, W // 4)
+        assert torch.equal(x[1:3, 4:8], spy.calls[0]["x"][1:3, 4:8])  # the clean base output, no re-noising
+        assert torch.equal(x[1:3, 8:], torch.nn.functional.interpolate(masks, size=(H // 4, W // 4), mode="nearest"))  # own masks
+    uncond = spy.calls[0]["x"][3:]  # s = 1 still runs the unconditional half: reference kept, targets zeroed
+    assert torch.all(uncond[0, 8] == 1) and torch.count_nonzero(uncond[0, 4:8]) > 0 and torch.count_nonzero(uncond[1:, 4:]) == 0
+
+
+def test_save_pretrained_round_trip(pipe, tmp_path):
+    refs, warps, masks = _inputs(t=2)
+    pipe.save_pretrained(tmp_path / "saved")
+    loaded = See3DPipeline.from_pretrained(tmp_path / "saved")
+    assert loaded.scheduler.config.get("timestep_scaling") == "trailing" and loaded.scheduler.config.prediction_type == "v_prediction"
+    kw = dict(sr_num_inference_steps=2, **KW)
+    a = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(3), **kw)
+    b = loaded(refs, warps, masks, generator=torch.Generator().manual_seed(3), **kw)
+    assert torch.equal(a.images, b.images) and torch.equal(a.base_images, b.base_images)
+
+
+def test_vae_slicing_and_tiling_pass_through(pipe):
+    refs, warps, masks = _inputs(t=2)
+    kw = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    plain = pipe(refs, warps, masks, **kw).images
+    pipe.enable_vae_slicing()
+    pipe.enable_vae_tiling()
+    try:
+        assert pipe.vae.use_slicing and pipe.vae.use_tiling
+        sliced = pipe(refs, warps, masks, **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+    finally:
+        pipe.disable_vae_slicing()
+        pipe.disable_vae_tiling()
+    assert (plain - sliced).abs().max() < 1e-4  # 64 px images stay below the tile size: same result
+
+
+def test_pil_inputs_of_any_size(pipe):
+    rng = np.random.default_rng(0)
+    refs = [PIL.Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))]
+    warps = [PIL.Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)) for _ in range(2)]
+    masks = [PIL.Image.fromarray(((rng.random((40, 40)) > 0.5) * 255).astype(np.uint8)) for _ in range(2)]
+    out = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    assert out.images.shape == (2, 3, H, W)
+
+
+def test_bad_inputs_are_explained(pipe):
+    refs, warps, masks = _inputs(t=2)
+    with pytest.raises(InputError, match="2 target images but 1 target masks"):
+        pipe(refs, warps, masks[:1], **KW)
+    with pytest.raises(InputError, match="multiples of 32"):
+        pipe(refs, warps, masks, height=48, width=64)
+    with pytest.raises(InputError, match=r"values must be in \[0, 1\]"):
+        pipe(refs * 2 - 1, warps, masks, **KW)
+
+
+def test_bfloat16_path_keeps_exact_timesteps(weights):
+    pipe = See3DPipeline.from_official(weights, variant="sparse", torch_dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.image_encoder.dtype == torch.float32  # official: CLIP image in fp32
+    refs, warps, masks = _inputs(t=2, r=2)
+    spy = UNetSpy(pipe.unet)
+    try:
+        out = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), **KW)
+    finally:
+        spy.remove()
+    assert spy.calls[0]["x"].dtype == torch.bfloat16 and spy.calls[0]["t"][0] == 999  # bf16 would round 999 to 1000
+    assert spy.calls[0]["num_frames"] == 4 and torch.all(spy.calls[0]["x"][:2, 8] == 1)  # two clean references
+    assert torch.isfinite(out.images).all() and out.images.shape == (2, 3, H, W)
+
+
+def test_missing_parts_are_named(weights, tmp_path):
+    with pytest.raises(WeightsError, match="weights folder not found"):
+        See3DPipeline.from_official(tmp_path / "nope")
+    with pytest.raises(InputError, match="variant"):
+        See3DPipeline.from_official(weights, variant="SR")
+    broken = tmp_path / "w"
+    shutil.copytree(weights, broken, ignore=shutil.ignore_patterns("SR"))
+    shutil.rmtree(broken / "vae")
+    (broken / "scheduler" / "scheduler_config.json").unlink()
+    with pytest.raises(WeightsError, match="missing: vae, scheduler/scheduler_config.json, unet/SR/ema-checkpoint"):
+        See3DPipeline.from_official(broken, sr=True)
+    shutil.copytree(weights / "vae", broken / "vae")
+    shutil.copy(weights / "scheduler" / "scheduler_config.json", broken / "scheduler" / "scheduler_config.json")
+    (broken / "unet" / "single" / "ema-checkpoint" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(WeightsError, match="single/ema-checkpoint.*no weights file"):
+        See3DPipeline.from_official(broken)
+    (broken / "text_encoder" / "config.json").write_text("{ not json")
+    with pytest.raises(WeightsError, match="text_encoder.*cannot load"):
+        See3DPipeline.from_official(broken, variant="sparse")
+
+
+def test_official_bin_weights_with_camera_embed_load(tmp_path):
+    folder = write_tiny_see3d(tmp_path / "w", seed=1, variants=("single",), camera_dim=16, weights_format="bin")
+    assert (folder / "unet" / "single" / "ema-checkpoint" / "diffusion_pytorch_model.bin").is_file()
+    pipe = See3DPipeline.from_official(folder)
+    assert pipe.unet.config.camera_dim == 16 and pipe.sr_unet is None
+    with pytest.raises(InputError, match="sr=True"):
+        pipe(*_inputs(t=1), super_resolution=True, **KW)

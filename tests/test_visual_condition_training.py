@@ -1,0 +1,132 @@
+"""Training-time visual condition (masks on targets, noise at t // 5, mixture, CFG dropout) and stroke masks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from see3d.conditioning import MaskConfig, TrainingConditionConfig, build_training_inputs, masked_mse, random_hole_mask, random_hole_masks
+from see3d.conditioning.visual_condition import DecayParams
+from see3d.pipelines.schedule import make_scheduler
+
+SCHED = make_scheduler({})
+AC = SCHED.alphas_cumprod
+CONST_W1 = DecayParams(t_peak=1.0, t_end=0.0, value=1.0, rate=0.0)  # w(t') = 1: V = C_t
+CONST_W0 = DecayParams(t_peak=2.0e9, t_end=1.0e9, value=0.0, rate=0.0)  # w(t') = 0: V = x_t
+
+
+def _inputs(z0, seed=0, **cfg):
+    cfg.setdefault("mask_upscale", 1)
+    t = cfg.pop("timesteps", None)
+    holes = cfg.pop("holes", None)
+    return build_training_inputs(z0, 1, SCHED, torch.Generator().manual_seed(seed), timesteps=t, config=TrainingConditionConfig(**cfg), holes=holes)
+
+
+def test_layout_references_clean_and_masks_only_on_targets():
+    z0 = torch.randn(2, 4, 4, 16, 16)
+    inp = _inputs(z0, cond_drop_prob=0.0, timesteps=torch.tensor([700, 20]))
+    x = inp.model_input.reshape(2, 4, 9, 16, 16)
+    assert inp.model_input.shape == (8, 9, 16, 16) and inp.num_frames == 4
+    assert inp.timesteps.tolist() == [700] * 4 + [20] * 4
+    assert inp.target_mask.tolist() == [False, True, True, True] * 2
+    # references: clean latent as x and as condition, all-ones mask, no holes
+    assert torch.equal(x[:, 0, :4], z0[:, 0]) and torch.equal(x[:, 0, 4:8], z0[:, 0])
+    assert torch.all(x[:, 0, 8] == 1) and not inp.holes[:, 0].any()
+    # targets: noisy x_t, holes present, mask channel = 1 - holes
+    assert inp.holes[:, 1:].any() and not inp.holes[:, 1:].all()
+    assert torch.equal(x[:, 1:, 8], (~inp.holes[:, 1:]).float())
+    a = AC[700]
+    assert torch.allclose(x[0, 1:, :4], a.sqrt() * z0[0, 1:] + (1 - a).sqrt() * inp.noise.reshape(2, 4, 4, 16, 16)[0, 1:], atol=1e-6)
+
+
+def test_condition_is_noised_to_t_over_5_with_independent_noise():
+    z0 = torch.randn(1, 2, 4, 64, 64)
+    t = 500
+    inp = _inputs(z0, cond_drop_prob=0.0, timesteps=torch.tensor([t]), decay=CONST_W1, holes=torch.zeros(1, 2, 64, 64, dtype=torch.bool))
+    v = inp.model_input[1, 4:8]
+    z, eps = z0[0, 1], inp.noise[1]
+    coef = float((v * z).sum() / (z * z).sum())
+    assert abs(coef - float(AC[t // 5].sqrt())) < 0.02  # sqrt(a[100]) = 0.93, while sqrt(a[500]) would be 0.53
+    resid = v - AC[t // 5].sqrt() * z
+    assert abs(float(resid.std()) - float((1 - AC[t // 5]).sqrt())) < 0.02
+    assert abs(float((resid * eps).mean() / (resid.std() * eps.std()))) < 0.05  # eps' is not the x_t noise
+
+
+def test_holes_zero_the_clean_signal_of_the_condition():
+    z0 = torch.randn(1, 2, 4, 32, 32) + 5.0  # a large mean makes the clean part visible
+    holes = torch.zeros(1, 2, 32, 32, dtype=torch.bool)
+    holes[0, 1, :16] = True
+    inp = _inputs(z0, cond_drop_prob=0.0, timesteps=torch.tensor([50]), decay=CONST_W1, holes=holes)
+    v = inp.model_input[1, 4:8]
+    assert float(v[:, :16].mean().abs()) < 0.1 and float(v[:, 16:].mean()) > 4.0
+    assert torch.equal(inp.model_input[1, 8], (~holes[0, 1]).float())
+
+
+def test_mixture_uses_the_noisy_latent_when_the_weight_is_zero():
+    z0 = torch.randn(1, 3, 4, 8, 8)
+    inp = _inputs(z0, cond_drop_prob=0.0, timesteps=torch.tensor([900]), decay=CONST_W0)
+    assert torch.equal(inp.model_input[1:, 4:8], inp.model_input[1:, :4])
+
+
+def test_cfg_dropout_zeroes_target_condition_and_mask_only():
+    z0 = torch.randn(3, 3, 4, 8, 8)
+    inp = _inputs(z0, cond_drop_prob=1.0)
+    x = inp.model_input.reshape(3, 3, 9, 8, 8)
+    assert inp.dropped.all()
+    assert torch.count_nonzero(x[:, 1:, 4:]) == 0
+    assert torch.equal(x[:, 0, 4:8], z0[:, 0]) and torch.all(x[:, 0, 8] == 1)
+    assert not _inputs(z0, cond_drop_prob=0.0).dropped.any()
+    rate = _inputs(torch.zeros(400, 2, 4, 2, 2), cond_drop_prob=0.1).dropped.float().mean()
+    assert 0.06 < float(rate) < 0.14
+
+
+def test_deterministic_with_a_generator():
+    z0 = torch.randn(2, 3, 4, 8, 8)
+    a, b, c = _inputs(z0, seed=4), _inputs(z0, seed=4), _inputs(z0, seed=5)
+    assert torch.equal(a.model_input, b.model_input) and torch.equal(a.target, b.target) and torch.equal(a.timesteps, b.timesteps)
+    assert not torch.equal(a.model_input, c.model_input)
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_regression_target_inverts_with_the_ddim_formula(prediction_type):
+    z0 = torch.randn(1, 3, 4, 8, 8)
+    inp = _inputs(z0, timesteps=torch.tensor([321]), prediction_type=prediction_type)
+    a = AC[321]
+    x_t = inp.noisy_latents[1:]
+    if prediction_type == "v_prediction":
+        z_hat = a.sqrt() * x_t - (1 - a).sqrt() * inp.target[1:]
+    else:
+        z_hat = (x_t - (1 - a).sqrt() * inp.target[1:]) / a.sqrt()
+    assert torch.allclose(z_hat, z0[0, 1:], atol=1e-5)
+
+
+def test_loss_ignores_reference_frames():
+    z0 = torch.randn(2, 3, 4, 8, 8)
+    inp = _inputs(z0)
+    pred = inp.target.clone()
+    pred[inp.target_mask] += 0.5
+    loss = masked_mse(pred, inp)
+    pred[~inp.target_mask] += 100.0
+    assert torch.isclose(masked_mse(pred, inp), loss) and torch.isclose(loss, torch.tensor(0.25))
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="num_refs"):
+        build_training_inputs(torch.randn(1, 2, 4, 8, 8), 2, SCHED, torch.Generator())
+    with pytest.raises(ValueError, match=r"\(B, F, C, h, w\)"):
+        build_training_inputs(torch.randn(2, 4, 8, 8), 1, SCHED, torch.Generator())
+
+
+def test_stroke_masks_are_seeded_and_reach_the_coverage():
+    cfg = MaskConfig(min_coverage=0.2, max_coverage=0.4)
+    a = random_hole_masks(12, 96, 128, torch.Generator().manual_seed(1), cfg)
+    b = random_hole_masks(12, 96, 128, torch.Generator().manual_seed(1), cfg)
+    c = random_hole_masks(12, 96, 128, torch.Generator().manual_seed(2), cfg)
+    assert a.shape == (12, 96, 128) and a.dtype == torch.bool
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    cover = a.float().mean(dim=(1, 2))
+    assert cover.min() >= 0.2 and cover.max() <= 0.6  # the last stroke may overshoot the drawn target a little
+    assert len({round(float(x), 3) for x in cover}) > 6  # coverages vary
+    assert not random_hole_mask(32, 32, torch.Generator(), MaskConfig(0.0, 0.0)).any()
+    with pytest.raises(ValueError, match="coverage"):
+        MaskConfig(min_coverage=0.5, max_coverage=0.2)
