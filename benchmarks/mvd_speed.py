@@ -26,14 +26,26 @@ from pathlib import Path
 CONFIGS = {
     "tiny": {"unet": None, "vae": None, "text": None, "size": 64, "steps": 10},
     "mid": {
-        "unet": {"model_channels": 128, "channel_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attention_resolutions": [4, 2, 1], "num_head_channels": 64},
+        "unet": {
+            "model_channels": 128,
+            "channel_mult": [1, 2, 4, 4],
+            "num_res_blocks": 2,
+            "attention_resolutions": [4, 2, 1],
+            "num_head_channels": 64,
+        },
         "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 1, "norm_num_groups": 32},
         "text": None,
         "size": 256,
         "steps": 5,
     },
     "sd21": {
-        "unet": {"model_channels": 320, "channel_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attention_resolutions": [4, 2, 1], "num_head_channels": 64},
+        "unet": {
+            "model_channels": 320,
+            "channel_mult": [1, 2, 4, 4],
+            "num_res_blocks": 2,
+            "attention_resolutions": [4, 2, 1],
+            "num_head_channels": 64,
+        },
         "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
         "text": {"hidden": 1024, "layers": 23, "heads": 16, "vision_hidden": 1280, "vision_layers": 32, "patch": 14, "image": 224},
         "size": 512,
@@ -61,7 +73,14 @@ def build_pipeline(config: str, dtype, device: str, tmp: Path):
     """A random-weight See3DPipeline of the named size (the tiny one loaded through the official layout)."""
     import torch
     from diffusers import AutoencoderKL
-    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     from see3d.models.mv_unet import MultiViewUNet
     from see3d.pipelines.schedule import make_scheduler
@@ -92,7 +111,11 @@ def build_pipeline(config: str, dtype, device: str, tmp: Path):
             processor = CLIPImageProcessor.from_pretrained(folder / "CLIP-ViT-H-14-laion2B-s32B-b79K")
         unet = MultiViewUNet(image_size=32, in_channels=9, out_channels=4, context_dim=width, **spec["unet"])
         vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, sample_size=768, **spec["vae"]
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            latent_channels=4,
+            sample_size=768,
+            **spec["vae"],
         )
     pipe = See3DPipeline(
         vae=vae.to(dtype), text_encoder=text_encoder.to(dtype), tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"), unet=unet.to(dtype),
@@ -154,8 +177,13 @@ def main() -> None:
     for config in args.config:
         steps = args.steps or CONFIGS[config]["steps"]
         size = args.size or CONFIGS[config]["size"]
-        print(f"\n== {config}: {args.refs} ref + {args.views} targets, {size}x{size}, {steps} steps, device {args.device}, {args.threads} thread(s)")
-        print("   peak memory: " + ("CUDA max allocated" if args.device.startswith("cuda") else "growth of the process peak RSS during build + runs"))
+        print(
+            f"\n== {config}: {args.refs} ref + {args.views} targets, {size}x{size}, {steps} steps, device {args.device}, {args.threads} thread(s)"
+        )
+        print(
+            "   peak memory: "
+            + ("CUDA max allocated" if args.device.startswith("cuda") else "growth of the process peak RSS during build + runs")
+        )
         print(f"{'setting':34s} {'s/view':>9s} {'peak MiB':>10s} {'speed-up':>9s} {'mem ratio':>10s}")
         base = None
         for setting in settings_for(args.device, args.views):

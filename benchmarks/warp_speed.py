@@ -11,13 +11,14 @@ For each resolution the script prints ms per view of
 
 and the speed-ups against the reference (same run) and against one-view CPU calls.
 
-    .venv/bin/python benchmarks/warp_speed.py [--sizes 32 64 128 256 512] [--batch 8] [--threads 2]
+    .venv/bin/python benchmarks/warp_speed.py [--sizes 32 64 128 256 512] [--batch 8] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -56,13 +57,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--ref-max", type=int, default=64, help="largest width run through the slow loop reference")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
+    ap.add_argument("--ref-max", type=int, default=128, help="largest width run through the slow loop reference")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, CPU threads {args.threads}, devices {devices}" + (f" ({torch.cuda.get_device_name(0)})" if "cuda" in devices else ""))
-    header = f"{'size':>9} | {'reference':>10} | " + " | ".join(f"{d + ' 1':>12} | {d + ' ' + str(args.batch):>12}" for d in devices) + " | speed-ups"
+    print(
+        f"torch {torch.__version__}, CPU threads {args.threads}, devices {devices}"
+        + (f" ({torch.cuda.get_device_name(0)})" if "cuda" in devices else "")
+    )
+    header = (
+        f"{'size':>9} | {'reference':>10} | "
+        + " | ".join(f"{d + ' 1':>12} | {d + ' ' + str(args.batch):>12}" for d in devices)
+        + " | speed-ups"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -70,7 +78,7 @@ def main() -> None:
         h, w = depth.shape
         row = {}
         if w <= args.ref_max:
-            row["ref"] = _time(lambda: forward_warp_reference(img, depth, K, src, K, dsts[0]), 1)
+            row["ref"] = _time(partial(forward_warp_reference, img, depth, K, src, K, dsts[0]), 1)
         for dev in devices:
             sync = torch.cuda.synchronize if dev == "cuda" else None
 
@@ -82,9 +90,9 @@ def main() -> None:
             Tb = t(np.stack(dsts[: args.batch]))
             T1 = Tb[:1]
             reps = 20 if size <= 128 else 5
-            row[f"{dev}1"] = _time(lambda: forward_warp(im1, d1, K1, s1, K1, T1), reps, sync)
-            row[f"{dev}B"] = _time(lambda: forward_warp(im1, d1, K1, s1, Kb, Tb), reps, sync) / args.batch
-        cells = [f"{'%dx%d' % (w, h):>9}", f"{row['ref'] * 1e3:>8.1f}ms" if "ref" in row else f"{'-':>10}"]
+            row[f"{dev}1"] = _time(partial(forward_warp, im1, d1, K1, s1, K1, T1), reps, sync)
+            row[f"{dev}B"] = _time(partial(forward_warp, im1, d1, K1, s1, Kb, Tb), reps, sync) / args.batch
+        cells = [f"{f'{w}x{h}':>9}", f"{row['ref'] * 1e3:>8.1f}ms" if "ref" in row else f"{'-':>10}"]
         for dev in devices:
             cells += [f"{row[dev + '1'] * 1e3:>10.2f}ms", f"{row[dev + 'B'] * 1e3:>10.2f}ms"]
         sp = []

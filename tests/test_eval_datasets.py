@@ -274,6 +274,7 @@ def test_detect_and_find_scenes(tmp_path):
     assert detect_format(tmp_path / "data") is None
     assert [p.name for p in find_scenes(tmp_path / "data")] == ["fern", "scan2"]
     assert find_scenes(tmp_path / "data" / "fern") == [tmp_path / "data" / "fern"]
+    assert [p.name for p in find_scenes(tmp_path / "data", format="dtu")] == ["scan2"]
     with pytest.raises(InputError, match="neither a scene"):
         find_scenes(tmp_path / "data" / "notes")
     with pytest.raises(InputError, match="format"):

@@ -50,7 +50,13 @@ def test_cli_writes_predictions_at_the_reference_size(weights, tmp_path):
     out = tmp_path / "out"
     assert main(_args(weights, refs, warps, out, "--sr", "--sr-steps", "2", "--seed", "7")) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["SR_predict_warp_000.png", "SR_predict_warp_001.png", "mvd_config.json", "predict_warp_000.png", "predict_warp_001.png"]
+    assert names == [
+        "SR_predict_warp_000.png",
+        "SR_predict_warp_001.png",
+        "mvd_config.json",
+        "predict_warp_000.png",
+        "predict_warp_001.png",
+    ]
     for name in names[:2] + names[3:]:
         with Image.open(out / name) as im:
             assert im.size == (72, 56) and im.mode == "RGB"

@@ -107,7 +107,7 @@ def test_synth_set_keeps_only_clips_labelled_keep(tmp_path):
     for name, decision in (("a", "keep"), ("b", "drop"), ("c", "keep")):
         write_video(tmp_path / f"{name}.mp4", _clip(rng, 6, 16), fps=10)
         (tmp_path / name).mkdir()
-        (tmp_path / name / "label.json").write_text(json.dumps({"decision": decision, "reason": "ok"}))
+        (tmp_path / name / "label.json").write_text(json.dumps({"clip_id": name, "label": decision, "reason": "ok"}))
     assert [c.key for c in find_clips(tmp_path)] == ["a", "c"]
     assert [c.key for c in find_clips(tmp_path, synth_keep_only=False)] == ["a", "b", "c"]
 
@@ -130,3 +130,23 @@ def test_unreadable_and_short_clips_are_skipped(tmp_path, caplog):
 def test_sample_rng_streams_are_independent():
     assert sample_rng(0, 5, 1).random() != sample_rng(0, 5, 2).random()
     assert sample_rng(0, 5, 1).random() == sample_rng(0, 5, 1).random()
+
+
+def test_curation_output_is_read_through_the_shard_index(tmp_path):
+    from see3d.curation.reader import read_clip
+    from see3d.curation.writer import ClipSample, ShardPart, encode_frame, pack_shards, write_samples_tar
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for v in range(2):
+        samples = [ClipSample(f"vid{v}-c{c}", {"video": f"vid{v}.mp4"}, [encode_frame(f) for f in _clip(rng, 6, 16)]) for c in range(2)]
+        tar = tmp_path / "work" / f"vid{v}.tar"
+        parts.append(ShardPart(f"vid{v}", tar, write_samples_tar(tar, samples)))
+    pack_shards(tmp_path / "cur", parts, max_bytes=10_000)
+    clips = find_clips(tmp_path / "cur")
+    assert [c.key for c in clips] == ["vid0-c0", "vid0-c1", "vid1-c0", "vid1-c1"] and clips[0].kind == "curation"
+    ds = ClipDataset(clips, 3, [1], resolution=16, seed=0, shuffle_frames=False)
+    item = ds[2]
+    frames = read_clip(tmp_path / "cur", item["clip"])[0]
+    expect = torch.from_numpy(frames[item["frame_index"].numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.allclose(item["pixels"], expect)

@@ -19,7 +19,9 @@ def _inputs(z0, seed=0, **cfg):
     cfg.setdefault("mask_upscale", 1)
     t = cfg.pop("timesteps", None)
     holes = cfg.pop("holes", None)
-    return build_training_inputs(z0, 1, SCHED, torch.Generator().manual_seed(seed), timesteps=t, config=TrainingConditionConfig(**cfg), holes=holes)
+    return build_training_inputs(
+        z0, 1, SCHED, torch.Generator().manual_seed(seed), timesteps=t, config=TrainingConditionConfig(**cfg), holes=holes
+    )
 
 
 def test_layout_references_clean_and_masks_only_on_targets():

@@ -23,13 +23,19 @@ TINY_UNET = {
 }
 
 
-def make_videos(folder: Path, n: int = 3, frames: int = 8, size: int = 32, seed: int = 0) -> Path:
-    """``n`` clips of a texture sliding sideways (a camera pan), ``size`` x ``size`` pixels."""
+def make_videos(folder: Path, n: int = 3, frames: int = 8, size: int = 32, seed: int = 0, smooth: bool = False) -> Path:
+    """``n`` clips of a texture sliding sideways (a camera pan), ``size`` x ``size`` pixels; ``smooth``
+    textures are low-frequency (easy to denoise, so a few steps visibly lower the loss)."""
+    import cv2
+
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for c in range(n):
-        tex = (rng.random((size // 2, size, 3)) * 255).astype(np.uint8)
-        tex = np.repeat(np.repeat(tex, 2, 0), 2, 1)  # (size, 2 size)
+        if smooth:
+            tex = cv2.resize((rng.random((4, 8, 3)) * 255).astype(np.uint8), (2 * size, size), interpolation=cv2.INTER_CUBIC)
+        else:
+            tex = (rng.random((size // 2, size, 3)) * 255).astype(np.uint8)
+            tex = np.repeat(np.repeat(tex, 2, 0), 2, 1)  # (size, 2 size)
         write_video(folder / f"clip{c}.mp4", [np.roll(tex, -2 * i, axis=1)[:, :size] for i in range(frames)], fps=10)
     return folder
 
@@ -61,6 +67,7 @@ def tiny_overrides(data: Path, out: Path, unet_config: Path, **kw) -> dict:
         pixel_unshuffle_factor=4,
         context="zero",
         context_tokens=2,
+        export_pipeline=False,
         preload=True,
         batch_size=2,
         learning_rate=1e-3,

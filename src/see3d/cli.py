@@ -33,7 +33,9 @@ def _commands():
     return mods
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``selected``, only that verb's options are built (its module may import
+    heavy libraries to describe its config, so the other verbs stay cheap)."""
     parser = argparse.ArgumentParser(
         prog="see3d",
         description="See3D: learn 3D from pose-free video; turn images or text into 3D scenes.",
@@ -44,13 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
-        mod.add_arguments(p)
+        if selected is None or selected == mod.NAME:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((a for a in argv if not a.startswith("-")), "")  # "": no verb, build no verb options
+    parser = build_parser(selected)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -43,7 +43,7 @@ class SampleConfig:
     short_side: int = field(default=256, metadata={"help": "analysis resolution: short side in pixels (never upscaled)"})
     output_short_side: int = field(default=512, metadata={"help": "stored frames: short side in pixels (never upscaled; 0 = analysis size)"})
     clip_seconds: float = field(default=10.0, metadata={"help": "longest clip, seconds; longer shots are split"})
-    min_frames: int = field(default=6, metadata={"help": "fewest sampled frames in a clip (fewer: too_short / scene_cut)"})
+    min_frames: int = field(default=8, metadata={"help": "fewest sampled frames in a clip (fewer: too_short / scene_cut)"})
     cut_fps: float = field(default=10.0, metadata={"help": "rate at which frames are compared for scene cuts"})
     cut_threshold: float = field(default=0.5, metadata={"help": "HSV-histogram Bhattacharyya distance marking a scene cut"})
     cut_pixel_threshold: float = field(default=0.2, metadata={"help": "mean abs grey difference (0..1) of 64x64 thumbnails marking a cut"})

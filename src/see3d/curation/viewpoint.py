@@ -36,9 +36,9 @@ from see3d.curation.track import TrackConfig, Tracks, klt_tracks
 class ViewpointConfig:
     """Stage 4 settings; motion thresholds are fractions of the image diagonal."""
 
-    static_motion: float = field(default=0.01, metadata={"help": "largest motion (/diagonal) still counted as a static camera"})
-    small_motion: float = field(default=0.05, metadata={"help": "motion (/diagonal) below which the viewpoint change is too small"})
-    min_parallax: float = field(default=0.006, metadata={"help": "parallax (/diagonal) needed for 3D; below it: rotation_only or small_motion"})
+    static_motion: float = field(default=5e-5, metadata={"help": "largest motion (/diagonal) still counted as a static camera"})
+    small_motion: float = field(default=0.02, metadata={"help": "motion (/diagonal) below which low parallax means small_motion rather than rotation_only"})
+    min_parallax: float = field(default=0.008, metadata={"help": "parallax (/diagonal) needed for 3D; below it: rotation_only or small_motion"})
     parallax_percentile: float = field(default=90.0, metadata={"help": "percentile of homography residuals taken as the pair's parallax"})
     ransac_px: float = field(default=1.0, metadata={"help": "homography RANSAC threshold, pixels"})
     min_common: int = field(default=20, metadata={"help": "fewest shared tracks for a frame pair"})

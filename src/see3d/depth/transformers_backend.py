@@ -71,7 +71,10 @@ class TransformersDepth:
         if kind == "auto":
             k = kind_from_config(config)
             if k is None:
-                raise InputError(self.model_dir, f"cannot tell whether model type {config.model_type!r} predicts depth or disparity; pass kind= one of {KINDS}")
+                raise InputError(
+                    self.model_dir,
+                    f"cannot tell whether model type {config.model_type!r} predicts depth or disparity; pass kind= one of {KINDS}",
+                )
             kind = k
         if kind not in KINDS:
             raise ValueError(f"TransformersDepth: kind must be 'auto' or one of {KINDS}, got {kind!r}")
@@ -109,7 +112,9 @@ class TransformersDepth:
         focal_out = None
         if self.model_type == "depth_pro" and focal_px is not None:
             # Depth Pro predicts canonical inverse depth; metric depth = f / (W * inv) (as its post-processing does with its own fov)
-            inv = torch.nn.functional.interpolate(out.predicted_depth.float()[:, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
+            inv = torch.nn.functional.interpolate(out.predicted_depth.float()[:, None], size=(H, W), mode="bilinear", align_corners=False)[
+                0, 0
+            ]
             depth = 1.0 / torch.clamp(inv * W / float(focal_px), min=1e-4, max=1e4)
             values = depth
             focal_out = float(focal_px)
@@ -123,6 +128,8 @@ class TransformersDepth:
             if fl is not None:
                 focal_out = float(fl)
         else:
-            values = torch.nn.functional.interpolate(out.predicted_depth.float()[:, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
+            values = torch.nn.functional.interpolate(
+                out.predicted_depth.float()[:, None], size=(H, W), mode="bilinear", align_corners=False
+            )[0, 0]
         values = values.float().reshape(H, W).cpu().numpy()
         return DepthPrediction(values, self.kind, focal_px=focal_out)

@@ -16,6 +16,7 @@ import numpy as np
 from see3d.errors import See3DError
 from see3d.eval.protocols import GenerateFn, ReconstructFn, ReconstructRequest, RenderFn
 from see3d.geometry.cameras import Cameras
+from see3d.io.views import Views
 from see3d.log import get_logger
 
 log = get_logger(__name__)
@@ -65,17 +66,114 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
     return reconstruct
 
 
-def mvd_generate(weights: str | Path, device: str = "cpu", seed: int = 0) -> GenerateFn:
-    """A generate component from a See3D model folder (the official layout, or ``write_tiny_see3d``'s).
+def mvd_generate(
+    weights: str | Path,
+    variant: str = "sparse",
+    device: str = "cpu",
+    seed: int = 0,
+    depth_model: str | Path | None = None,
+    steps: int = 50,
+    guidance: float = 2.0,
+    size: int = 512,
+    chunk_size: int = 4,
+) -> GenerateFn:
+    """A generate component: See3D's warp-and-fill loop (:func:`see3d.pipelines.generation.generate_along_path`).
 
-    Raises:
-        See3DError: the warping-based generation pipeline is not part of this installation.
+    Args:
+        weights: a See3D model folder in the official layout (or ``write_tiny_see3d``'s); loaded on first use.
+        variant: which UNet, ``"sparse"`` (several references) or ``"single"``.
+        depth_model: a local transformers depth model folder, used when the scene has no depth maps.
+        size: working resolution (long side); generated images are resized back to the inputs' size.
+
+    Depth of the input views, in the scene's units (warping needs it):
+
+    - the dataset's own depth maps when the views have them (synthetic scenes);
+    - else ``depth_model``'s predictions, aligned per view to sparse points triangulated by SfM on the
+      input images alone (:func:`see3d.geometry.sfm.run_sfm`), whose poses are brought onto the dataset's
+      cameras by a similarity (so the depth scale matches the poses). A single input view cannot be
+      scaled this way: metric-depth models are then used as they are (the scene must be in metres).
     """
-    try:
-        from see3d.pipelines import generation
-    except ImportError as e:
-        raise See3DError(
-            "--mvd-weights needs the warping-based generation pipeline (see3d.pipelines.generation), which this installation lacks; "
-            "run without --mvd-weights for the reconstruction-only baseline"
-        ) from e
-    return generation.make_generate_fn(Path(weights), device=device, seed=seed)  # type: ignore[attr-defined]
+    import torch
+
+    state: dict = {}
+
+    def pipe():
+        if "pipe" not in state:
+            from see3d.pipelines.see3d_pipeline import See3DPipeline
+
+            p = See3DPipeline.from_official(weights, variant=variant, torch_dtype=torch.float16 if str(device).startswith("cuda") else torch.float32)
+            p.to(device)
+            p.set_progress_bar_config(disable=True)
+            state["pipe"] = p
+        return state["pipe"]
+
+    def backend():
+        if "depth" not in state:
+            if depth_model is None:
+                raise See3DError("generation needs depth of the input views: this scene has no depth maps, so give --depth-model DIR")
+            from see3d.depth.transformers_backend import TransformersDepth
+
+            state["depth"] = TransformersDepth(depth_model, device=None if device == "auto" else device)
+        return state["depth"]
+
+    def generate(inputs: Views, targets: Cameras) -> Views:
+        from see3d.pipelines.generation import MVDFiller, generate_along_path, resize_view, working_size
+
+        W0, H0 = inputs.cameras.width, inputs.cameras.height
+        W, H = working_size(W0, H0, size)
+        refs = _reference_views(inputs, W, H, backend)
+        new_depth = None if inputs.depth is not None else backend()
+        filler = MVDFiller(pipe(), steps, guidance, seed)
+        res = generate_along_path(refs, targets.resized(W, H), filler, new_depth, chunk_size)
+        gen = res.views.images[res.num_inputs :]
+        imgs = np.stack([resize_view(im, W0, H0) for im in gen])
+        return Views(imgs, targets, names=[f"gen_{i:03d}" for i in range(len(targets))])
+
+    return generate
+
+
+def _reference_views(inputs: Views, W: int, H: int, backend) -> Views:
+    """The input views at ``W x H`` with z-depth in scene units (see :func:`mvd_generate`)."""
+    import cv2
+
+    from see3d.pipelines.generation import first_view_depth, resize_view
+
+    cams = inputs.cameras.resized(W, H)
+    imgs = np.stack([resize_view(im, W, H) for im in inputs.images])
+    if inputs.depth is not None:
+        depth = np.stack([cv2.resize(d.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST) for d in inputs.depth])
+        return Views(imgs, cams, depth, True, None, list(inputs.names))
+    be = backend()
+    preds = [be.predict(imgs[i], key=inputs.names[i], focal_px=float(cams.K[i, 0, 0])) for i in range(len(imgs))]
+    if len(imgs) == 1:
+        if not preds[0].is_metric:
+            raise See3DError("single input view without depth maps: the scene scale cannot be recovered from a relative depth model")
+        return Views(imgs, cams, first_view_depth(preds[0])[None], True, None, list(inputs.names))
+    return Views(imgs, cams, _depth_from_sfm(imgs, cams, preds), True, None, list(inputs.names))
+
+
+def _depth_from_sfm(imgs: np.ndarray, cams: Cameras, preds: list) -> np.ndarray:
+    """Per-view depth aligned to SfM points of the input images, expressed in the frame of ``cams``."""
+    import tempfile
+
+    from see3d.geometry.align import align_depth_to_points
+    from see3d.geometry.sfm import align_poses_sim3, run_sfm
+    from see3d.io.images import save_image
+
+    with tempfile.TemporaryDirectory(prefix="see3d_eval_sfm_") as tmp:
+        paths = [Path(tmp) / f"view_{i:03d}.png" for i in range(len(imgs))]
+        for p, im in zip(paths, imgs):
+            save_image(p, im)
+        try:
+            sfm = run_sfm(paths, workspace=Path(tmp) / "sfm", camera_model="PINHOLE", known_K=cams.K[0])
+        except See3DError as e:
+            raise See3DError(f"could not triangulate the input views to scale their depth ({e})") from e
+    s, R, t = align_poses_sim3(sfm.cameras, cams)
+    out = []
+    for i, pred in enumerate(preds):
+        pts, _, _ = sfm.observed_points(i)
+        pts_w = s * pts @ R.T + t
+        al = align_depth_to_points(pred.values, cams[i], pts_w, space=pred.alignment_space)
+        d = al.apply(pred.values)
+        out.append(np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32))
+    return np.stack(out)

@@ -167,7 +167,7 @@ def cameras_between(cameras: Cameras, per_gap: int) -> Cameras:
     return Cameras(np.array(Ks), np.array(c2ws), cameras.width, cameras.height)
 
 
-def _order_along_path(cameras: Cameras) -> np.ndarray:
+def order_along_path(cameras: Cameras) -> np.ndarray:
     """Input order for interpolation: a greedy nearest-neighbour path from the camera farthest from the mean."""
     c = cameras.centers
     if len(c) <= 2:
@@ -226,7 +226,7 @@ def run_sparse(
     n_gen = 0
     notes = []
     if generate is not None:
-        order = _order_along_path(inputs.cameras)
+        order = order_along_path(inputs.cameras)
         targets = cameras_between(inputs.cameras[order], generated_per_gap)
         if len(targets):
             t0 = time.perf_counter()

@@ -178,7 +178,7 @@ def _markdown(results: list[SceneResult], header: dict, overall: dict, env: dict
             f"{_fmt(m['psnr'], 2)} | {_fmt(m['ssim'], 3)} | {_fmt(m['lpips'], 3)} | {secs:.1f} |"
         )
     if results:
-        lines.append(f"| **mean** ({len(results)} scenes) | | | | | **{_fmt(overall['psnr'], 2)}** | **{_fmt(overall['ssim'], 3)}** | **{_fmt(overall['lpips'], 3)}** | |")
+        lines.append(f"| **mean** ({len(results)} scene{'s' if len(results) != 1 else ''}) | | | | | **{_fmt(overall['psnr'], 2)}** | **{_fmt(overall['ssim'], 3)}** | **{_fmt(overall['lpips'], 3)}** | |")
     lines.append("")
     if failures:
         lines += ["## Scenes that failed", ""] + [f"- {f['scene']}: {f['error']}" for f in failures] + [""]

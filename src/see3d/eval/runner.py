@@ -35,6 +35,11 @@ class EvalConfig:
     mvd_weights: Path | None = field(
         default=None, metadata={"help": "See3D multi-view diffusion folder; without it the sparse protocols run the reconstruction-only baseline"}
     )
+    depth_model: Path | None = field(
+        default=None, metadata={"help": "with --mvd-weights: local transformers depth model folder for scenes without depth maps"}
+    )
+    mvd_steps: int = field(default=50, metadata={"help": "with --mvd-weights: diffusion steps per generated chunk"})
+    mvd_size: int = field(default=512, metadata={"help": "with --mvd-weights: generation resolution (long side, multiple of 64)"})
     iters: int | None = field(default=None, metadata={"help": "3DGS optimisation steps per scene (default: the reconstruction's own default)"})
     lpips_weights: list[str] | None = field(
         default=None, metadata={"help": "LPIPS weight files/folders: the lpips package's alex.pth (or vgg.pth) and torchvision's backbone .pth; LPIPS is skipped without them"}
@@ -66,7 +71,8 @@ def evaluate(
     """Run ``cfg.protocol`` on every scene under ``cfg.data`` and write the report into ``cfg.out``.
 
     ``reconstruct`` / ``generate`` / ``scorer`` override the components built from ``cfg`` (tests pass
-    tiny ones). A scene that fails with an :class:`InputError` is recorded in the report and skipped.
+    tiny ones). A scene that fails with a :class:`See3DError` (e.g. a malformed file) is recorded in the
+    report and skipped.
 
     Returns:
         the ``results.json`` content.
@@ -81,7 +87,8 @@ def evaluate(
     if generate is None and cfg.mvd_weights is not None and cfg.protocol != "dense":
         from see3d.eval.components import mvd_generate
 
-        generate = mvd_generate(cfg.mvd_weights, device=device, seed=cfg.seed)
+        variant = "single" if cfg.protocol == "single" else "sparse"
+        generate = mvd_generate(cfg.mvd_weights, variant, device, cfg.seed, cfg.depth_model, cfg.mvd_steps, size=cfg.mvd_size)
     if cfg.protocol == "single" and generate is None:
         raise See3DError("the single-view protocol scores generated frames and needs --mvd-weights")
     if cfg.protocol == "dense" and cfg.mvd_weights is not None:
@@ -115,7 +122,7 @@ def evaluate(
                 res = run_dense(scene, reconstruct, scorer, cfg.iters, cfg.seed)
             else:
                 res = run_single(scene, generate, scorer, cfg.single_targets)
-        except InputError as e:
+        except See3DError as e:  # bad files, failed SfM, ...: recorded, and the other scenes go on
             log.error("scene %s skipped: %s", folder.name, e)
             failures.append({"scene": folder.name, "error": str(e)})
             continue

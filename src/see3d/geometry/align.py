@@ -145,7 +145,9 @@ def _to_space(depth: np.ndarray, space: str) -> np.ndarray:
 def _finish(pred_s: np.ndarray, target_depth: np.ndarray, space: str, min_samples: int, **kw) -> Alignment:
     n = len(pred_s)
     if n < min_samples:
-        raise See3DError(f"depth alignment: only {n} overlapping samples (need {min_samples}); the new view does not overlap the known geometry")
+        raise See3DError(
+            f"depth alignment: only {n} overlapping samples (need {min_samples}); the new view does not overlap the known geometry"
+        )
     y = _to_space(target_depth, space)
     s, b, inl = fit_scale_shift(pred_s, y, **kw)
     r = np.abs(s * pred_s + b - y) / np.abs(y)

@@ -33,7 +33,9 @@ class PointCache:
         edge_tol: depth-continuity tolerance for tangents (see :func:`grid_tangents`).
     """
 
-    def __init__(self, device: str | torch.device | None = None, depth_tol: float = 0.03, max_footprint: float = 2.0, edge_tol: float = 0.05):
+    def __init__(
+        self, device: str | torch.device | None = None, depth_tol: float = 0.03, max_footprint: float = 2.0, edge_tol: float = 0.05
+    ):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.depth_tol = depth_tol
         self.max_footprint = max_footprint
@@ -79,7 +81,9 @@ class PointCache:
         dep = torch.as_tensor(np.asarray(depth) if not torch.is_tensor(depth) else depth, device=self.device).float()
         H, W = dep.shape
         if img.shape[:2] != (H, W) or (camera.width, camera.height) != (W, H):
-            raise ValueError(f"PointCache.add_view: image {tuple(img.shape)}, depth {tuple(dep.shape)} and camera {camera.width}x{camera.height} disagree")
+            raise ValueError(
+                f"PointCache.add_view: image {tuple(img.shape)}, depth {tuple(dep.shape)} and camera {camera.width}x{camera.height} disagree"
+            )
         if self.colors is not None and img.shape[-1] != self.colors.shape[-1]:
             raise ValueError(f"PointCache.add_view: {img.shape[-1]} channels, cache holds {self.colors.shape[-1]}")
         valid = torch.isfinite(dep) & (dep > 0)

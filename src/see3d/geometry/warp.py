@@ -28,7 +28,6 @@ the optical axis. Colours may have any number of channels.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +61,9 @@ class WarpResult:
 
 
 # ============================================================================================ tangents
-def grid_tangents(points: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, edge_tol: float = 0.05) -> torch.Tensor:
+def grid_tangents(
+    points: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, edge_tol: float = 0.05
+) -> torch.Tensor:
     """World-space steps to the next source pixel along image x and y, for every pixel.
 
     Central differences where both neighbours are depth-continuous (``|dz| <= edge_tol * min(z)``), one-sided
@@ -167,54 +168,82 @@ def splat_points(
     return _splat(uv, z, colors, half, ok, height, width, depth_tol)
 
 
-def _splat(uv: torch.Tensor, z: torch.Tensor, colors: torch.Tensor, half: torch.Tensor, ok: torch.Tensor, H: int, W: int, depth_tol: float) -> WarpResult:
+def _splat(
+    uv: torch.Tensor, z: torch.Tensor, colors: torch.Tensor, half: torch.Tensor, ok: torch.Tensor, H: int, W: int, depth_tol: float
+) -> WarpResult:
     """Core of :func:`splat_points`: projected ``uv (B,P,2)``, depth ``z (B,P)``, ``half (B,P,2)`` px, ``ok (B,P)``."""
     B, P = z.shape
     C = colors.shape[-1]
     dev, dt = z.device, z.dtype
     n_pix = B * H * W
-    dummy = n_pix  # scatter target for rejected candidates (no compaction needed)
-    k = int(math.ceil(float(half[ok].max()))) if bool(ok.any()) else 0
+    dummy = n_pix  # scatter target for rejected candidates
+    # keep only points whose box can reach the image (one compaction; the loops below touch only these)
     u, v = uv[..., 0], uv[..., 1]
-    hu, hv = half[..., 0], half[..., 1]
-    cu, cv = hu - 0.5, hv - 0.5
-    # first pixel whose centre is strictly right of / below the box's left / top edge
+    ok = ok & (u + half[..., 0] > 0) & (u - half[..., 0] < W) & (v + half[..., 1] > 0) & (v - half[..., 1] < H)
+    sel = ok.reshape(-1).nonzero().squeeze(1)
+    b_idx = torch.div(sel, P, rounding_mode="floor")
+    u, v = u.reshape(-1)[sel], v.reshape(-1)[sel]
+    hu, hv = half[..., 0].reshape(-1)[sel], half[..., 1].reshape(-1)[sel]
+    z = z.reshape(-1)[sel]
+    col = colors.reshape(-1, C)[sel]
+    base = b_idx * (H * W)
+    # first pixel whose centre is strictly right of / below the box's left / top edge (an open interval of
+    # length 2h holds at most ceil(2h) pixel centres, so points need offsets 0 .. ceil(2h) - 1 per axis)
     j0 = torch.floor(u - hu - 0.5).to(torch.long) + 1
     i0 = torch.floor(v - hv - 0.5).to(torch.long) + 1
-    base = (torch.arange(B, device=dev) * (H * W)).view(B, 1)
-    zc = torch.full((n_pix + 1,), float("inf"), device=dev, dtype=dt)
-    za = torch.full((n_pix + 1,), float("inf"), device=dev, dtype=dt)
-    offsets = [(a, b) for b in range(2 * k) for a in range(2 * k)]
+    payload = torch.cat([col.to(dt), z[:, None], torch.ones_like(z)[:, None]], dim=1)  # colour, depth, weight
+    per_point = {
+        "du": (j0.to(dt) + 0.5) - u,  # offset of the first candidate column's centre from the point
+        "dv": (i0.to(dt) + 0.5) - v,
+        "j": j0,
+        "i": i0,
+        "idx": base + i0 * W + j0,
+        "hu": hu,
+        "hv": hv,
+        "cu": hu - 0.5,  # core half-extent
+        "cv": hv - 0.5,
+        "z": z,
+        "payload": payload,
+    }
+    # number of candidate columns / rows each point really has (the last centre strictly inside the box)
+    nu = torch.ceil(u + hu - 0.5).to(torch.long) - j0
+    nv = torch.ceil(v + hv - 0.5).to(torch.long) - i0
+    max_u = int(nu.max()) if len(sel) else 0
+    max_v = int(nv.max()) if len(sel) else 0
+    # per offset, the points that need it: all points for the 2x2 inner offsets, a (gathered once) subset beyond
+    offsets = []
+    for b in range(max_v):
+        for a in range(max_u):
+            if a < 2 and b < 2:
+                offsets.append((a, b, per_point))
+            else:
+                pts = ((nu > a) & (nv > b)).nonzero().squeeze(1)
+                offsets.append((a, b, {k: x[pts] for k, x in per_point.items()}))
 
-    def candidate(a: int, b: int):
-        j, i = j0 + a, i0 + b
-        du = (j.to(dt) + 0.5) - u
-        dv = (i.to(dt) + 0.5) - v
-        inside = ok & (du.abs() < hu) & (dv.abs() < hv) & (j >= 0) & (j < W) & (i >= 0) & (i < H)
-        idx = torch.where(inside, base + i.clamp(0, H - 1) * W + j.clamp(0, W - 1), torch.full_like(j, dummy))
+    def candidate(a: int, b: int, q: dict):
+        du, dv = q["du"] + a, q["dv"] + b
+        jj, ii = q["j"] + a, q["i"] + b
+        inside = (du.abs() < q["hu"]) & (dv.abs() < q["hv"]) & (jj >= 0) & (jj < W) & (ii >= 0) & (ii < H)
+        idx = torch.where(inside, q["idx"] + (b * W + a), dummy)
         return du, dv, inside, idx
 
-    for a, b in offsets:  # pass 1: nearest candidate (all, and core only) per pixel
-        du, dv, inside, idx = candidate(a, b)
-        za.scatter_reduce_(0, idx.view(-1), z.reshape(-1), "amin")
-        core = inside & (du.abs() <= cu) & (dv.abs() <= cv)
-        zc.scatter_reduce_(0, torch.where(core, idx, torch.full_like(idx, dummy)).view(-1), z.reshape(-1), "amin")
+    zc = torch.full((n_pix + 1,), float("inf"), device=dev, dtype=dt)
+    za = torch.full((n_pix + 1,), float("inf"), device=dev, dtype=dt)
+    for a, b, q in offsets:  # pass 1: nearest candidate (all, and core only) per pixel
+        du, dv, inside, idx = candidate(a, b, q)
+        za.scatter_reduce_(0, idx, q["z"], "amin")
+        core = inside & (du.abs() <= q["cu"]) & (dv.abs() <= q["cv"])
+        zc.scatter_reduce_(0, torch.where(core, idx, dummy), q["z"], "amin")
     zref = torch.where(torch.isfinite(zc), zc, za)
-    acc = torch.zeros(n_pix + 1, C, device=dev, dtype=colors.dtype)
-    wsum = torch.zeros(n_pix + 1, device=dev, dtype=dt)
-    dsum = torch.zeros(n_pix + 1, device=dev, dtype=dt)
-    col = colors.reshape(-1, C)
-    zf = z.reshape(-1)
-    for a, b in offsets:  # pass 2: blend the candidates within the depth band of z_ref
-        du, dv, inside, idx = candidate(a, b)
+    acc = torch.zeros(n_pix + 1, C + 2, device=dev, dtype=dt)  # weighted colour, depth, and the weight
+    for a, b, q in offsets:  # pass 2: blend the candidates within the depth band of z_ref
+        du, dv, inside, idx = candidate(a, b, q)
         zr = zref[idx]
-        accept = inside & ((z - zr).abs() <= depth_tol * zr)
-        w = torch.where(accept, (1 - du.abs() / hu) * (1 - dv.abs() / hv), torch.zeros_like(z)).reshape(-1)
-        idxf = torch.where(accept, idx, torch.full_like(idx, dummy)).view(-1)
-        acc.index_add_(0, idxf, col * w[:, None].to(col.dtype))
-        wsum.index_add_(0, idxf, w)
-        dsum.index_add_(0, idxf, w * zf)
-    wsum, acc, dsum = wsum[:n_pix], acc[:n_pix], dsum[:n_pix]
+        accept = inside & ((q["z"] - zr).abs() <= depth_tol * zr)
+        w = torch.where(accept, (1 - du.abs() / q["hu"]) * (1 - dv.abs() / q["hv"]), 0.0)
+        acc.index_add_(0, torch.where(accept, idx, dummy), q["payload"] * w[:, None])
+    acc = acc[:n_pix]
+    wsum, dsum, acc = acc[:, C + 1], acc[:, C], acc[:, :C].to(colors.dtype)
     mask = wsum > 0
     safe = torch.where(mask, wsum, torch.ones_like(wsum))
     image = torch.where(mask[:, None], acc / safe[:, None].to(acc.dtype), torch.zeros_like(acc))

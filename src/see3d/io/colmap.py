@@ -349,7 +349,11 @@ def _f(x: float) -> str:
 
 
 def write_cameras_text(cams: dict[int, ColmapCamera], path: str | Path) -> None:
-    lines = ["# Camera list with one line of data per camera:", "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]", f"# Number of cameras: {len(cams)}"]
+    lines = [
+        "# Camera list with one line of data per camera:",
+        "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
+        f"# Number of cameras: {len(cams)}",
+    ]
     for cid in sorted(cams):
         c = cams[cid]
         lines.append(" ".join([str(cid), c.model, str(int(c.width)), str(int(c.height))] + [_f(p) for p in c.params]))
@@ -417,7 +421,9 @@ def write_points3D_binary(points: ColmapPoints3D, path: str | Path) -> None:
     parts = [struct.pack("<Q", len(points))]
     for i in range(len(points)):
         tr = np.asarray(points.tracks[i], dtype="<i4").reshape(-1, 2)
-        parts.append(struct.pack("<Q3d3BdQ", int(points.ids[i]), *points.xyz[i], *(int(v) for v in points.rgb[i]), float(points.error[i]), len(tr)))
+        parts.append(
+            struct.pack("<Q3d3BdQ", int(points.ids[i]), *points.xyz[i], *(int(v) for v in points.rgb[i]), float(points.error[i]), len(tr))
+        )
         parts.append(tr.tobytes())
     _write_bytes(path, parts)
 
@@ -466,7 +472,9 @@ def _pinhole_K(cam: ColmapCamera) -> np.ndarray:
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
 
 
-def model_to_cameras(model: ColmapModel, distortion_tol_px: float = 1.0, path: str | Path | None = None) -> tuple[Cameras, list[str], list[int]]:
+def model_to_cameras(
+    model: ColmapModel, distortion_tol_px: float = 1.0, path: str | Path | None = None
+) -> tuple[Cameras, list[str], list[int]]:
     """Registered images of ``model`` as :class:`Cameras` (OpenCV c2w), sorted by image name (natural order).
 
     Pinhole models convert exactly. SIMPLE_RADIAL / RADIAL / OPENCV are accepted with a warning (the
@@ -489,7 +497,10 @@ def model_to_cameras(model: ColmapModel, distortion_tol_px: float = 1.0, path: s
             raise InputError(where, f"image {im.name!r} refers to missing camera {im.camera_id}")
         cam = model.cameras[im.camera_id]
         if cam.model not in PINHOLE_LIKE:
-            raise InputError(where, f"camera {cam.id} uses the {cam.model} model; only {', '.join(PINHOLE_LIKE)} are supported (undistort the images first)")
+            raise InputError(
+                where,
+                f"camera {cam.id} uses the {cam.model} model; only {', '.join(PINHOLE_LIKE)} are supported (undistort the images first)",
+            )
         d = distortion_px(cam)
         if d > distortion_tol_px:
             raise InputError(
@@ -542,7 +553,13 @@ def cameras_to_model(
         else:
             c = np.asarray(colors)
             rgb = c.astype(np.uint8) if c.dtype == np.uint8 else np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
-        pts = ColmapPoints3D(np.arange(1, len(points) + 1, dtype=np.int64), points, rgb.reshape(-1, 3), np.zeros(len(points)), [np.zeros((0, 2), np.int64)] * len(points))
+        pts = ColmapPoints3D(
+            np.arange(1, len(points) + 1, dtype=np.int64),
+            points,
+            rgb.reshape(-1, 3),
+            np.zeros(len(points)),
+            [np.zeros((0, 2), np.int64)] * len(points),
+        )
     return ColmapModel(cams, images, pts)
 
 

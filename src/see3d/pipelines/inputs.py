@@ -84,7 +84,11 @@ def to_image_batch(images: ImageInput, height: int, width: int, name: str = "ima
 
 def to_mask_batch(masks: ImageInput, height: int, width: int, name: str = "target_masks") -> torch.Tensor:
     """Masks (1 / white = valid) -> (N, 1, height, width) float32 in {0, 1}, thresholded at > 0.9 after resizing.
-    Tensors are (N, 1, H, W), (N, H, W) or (H, W), bool or float in [0, 1]."""
+    Tensors are (N, 1, H, W), (N, H, W) or (H, W), bool or float in [0, 1]; arrays (N, H, W), (H, W) or
+    (N, H, W, 1), bool, uint8 or float; PIL images any mode."""
+    if isinstance(masks, np.ndarray):  # (H, W), (N, H, W) or (N, H, W, 1); bool, uint8 or float
+        m = torch.from_numpy(masks.astype(np.float32) / (255.0 if masks.dtype == np.uint8 else 1.0))
+        masks = m[None, None] if m.ndim == 2 else m[:, None] if m.ndim == 3 else m.permute(0, 3, 1, 2) if m.ndim == 4 else m
     if isinstance(masks, torch.Tensor) and masks.ndim == 3 and masks.shape[0] != 1:
         masks = masks[:, None]
     x = _stack(_pil_resized(masks, height, width, "L"), name)

@@ -47,6 +47,25 @@ UNET_DIRS = {"single": "unet/single/ema-checkpoint", "sparse": "unet/sparse/ema-
 IMAGE_EMBED_SCALE = 0.2
 
 
+def load_clip_image_encoder(folder: Path, dtype: torch.dtype) -> CLIPVisionModelWithProjection:
+    """CLIPVisionModelWithProjection from a vision-only folder or from a full CLIP model folder (the released
+    ``CLIP-ViT-H-14-laion2B-s32B-b79K`` holds the whole CLIP; its text tower is skipped). For a full CLIP config the
+    top-level ``projection_dim`` is the width of ``visual_projection``, so it overrides the vision sub-config's."""
+    from transformers import CLIPVisionConfig
+    from transformers.utils import logging as hf_logging
+
+    raw = json.loads((folder / "config.json").read_text())
+    config = CLIPVisionConfig.from_pretrained(folder)
+    if raw.get("model_type") == "clip" and raw.get("projection_dim"):
+        config.projection_dim = raw["projection_dim"]
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused text-tower keys of a full CLIP checkpoint are expected
+    try:
+        return CLIPVisionModelWithProjection.from_pretrained(folder, config=config, dtype=dtype)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 @dataclass
 class See3DPipelineOutput(BaseOutput):
     """``images``: the generated target views (after super-resolution when it ran), in ``output_type``;
@@ -155,9 +174,7 @@ class See3DPipeline(DiffusionPipeline):
             unet=load(parts["unet"], lambda p: MultiViewUNet.from_pretrained(p, torch_dtype=dtype)),
             scheduler=make_scheduler(sched_cfg),
             feature_extractor=feature_extractor,
-            image_encoder=load(
-                IMAGE_ENCODER_DIR, lambda p: CLIPVisionModelWithProjection.from_pretrained(p, dtype=image_encoder_dtype or dtype)
-            ),
+            image_encoder=load(IMAGE_ENCODER_DIR, lambda p: load_clip_image_encoder(p, image_encoder_dtype or dtype)),
             sr_unet=load(parts["sr_unet"], lambda p: MultiViewUNet.from_pretrained(p, torch_dtype=dtype)) if sr else None,
         )
 

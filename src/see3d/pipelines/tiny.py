@@ -15,7 +15,8 @@ trainer can be exercised on CPU in seconds. The models are random: outputs are n
 shapes, determinism and plumbing are meaningful.
 
 Tiny sizes: tokenizer of the 256 byte-level symbols (no merges, 77 tokens), CLIP text / vision towers of width
-32 with 2 layers (projection 32, image size 32), an AutoencoderKL with 4 levels (8x downsampling, like SD) and
+32 with 2 layers (projection 32, image size 32; the image-encoder folder holds a whole CLIP model, as the released
+laion folder does), an AutoencoderKL with 4 levels (8x downsampling, like SD) and
 width 8-16, and UNets ``model_channels=32, channel_mult=[1,2,2], attention at ds 1 and 2, context_dim=32``.
 Image sizes must be multiples of 32 (8 for the VAE x 4 for the UNet); 64x64 is a good test size.
 Weights that the standard init leaves at zero (UNet output convs, ``proj_out``) get small random values so
@@ -154,7 +155,7 @@ def write_tiny_see3d(
         CLIP-ViT-H-14-laion2B-s32B-b79K/   unet/{single,sparse,SR}/ema-checkpoint/
     """
     from diffusers import AutoencoderKL
-    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,17 +168,17 @@ def write_tiny_see3d(
     )  # fmt: skip
     CLIPTextModel(text_cfg).save_pretrained(folder / "text_encoder")
 
-    vision_cfg = CLIPVisionConfig(
-        hidden_size=TINY_WIDTH,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-        projection_dim=TINY_WIDTH,
-    )
+    # like the released laion folder, the image-encoder folder holds a whole CLIP model (its text tower is unused)
+    vision = {
+        "hidden_size": TINY_WIDTH,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
     clip_dir = folder / "CLIP-ViT-H-14-laion2B-s32B-b79K"
-    CLIPVisionModelWithProjection(vision_cfg).save_pretrained(clip_dir)
+    CLIPModel(CLIPConfig(text_config=text_cfg.to_dict(), vision_config=vision, projection_dim=TINY_WIDTH)).save_pretrained(clip_dir)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(clip_dir)
 
     vae = AutoencoderKL(

@@ -27,10 +27,10 @@ T_MIN = 1e-4  # 3DGS: a pixel stops compositing once its transmittance would dro
 
 @dataclass
 class Projected:
-    """Splats in screen space (only those in front of the near plane).
+    """Splats in screen space; splats behind the near plane have opacity 0 and an empty box.
 
     Attributes:
-        ids: (M,) long indices into the input Gaussians.
+        ids: (M,) long indices into the input Gaussians (currently all of them, M = G).
         means2d: (M, 2) pixel coordinates of the centres (x, y).
         conics: (M, 3) inverse 2D covariance (a, b, c) = [[a, b], [b, c]], 1/px^2.
         depths: (M,) camera-space z (same units as the poses).
@@ -69,12 +69,6 @@ def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
     ).reshape(quats.shape[:-1] + (3, 3))  # fmt: skip
 
 
-def covariance_3d(quats: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
-    """(G, 3, 3) world covariance ``R diag(s^2) R^T``."""
-    M = quat_to_rotmat(quats) * log_scales.exp()[:, None, :]
-    return M @ M.transpose(1, 2)
-
-
 def project(
     gaussians: Gaussians,
     K: torch.Tensor,
@@ -94,10 +88,12 @@ def project(
     K = K.to(device=g.device, dtype=dtype)
     w2c = w2c.to(device=g.device, dtype=dtype)
     R, t = w2c[:3, :3], w2c[:3, 3]
-    p_cam_all = g.means @ R.T + t
-    ids = torch.nonzero(p_cam_all[:, 2].detach() > near_plane).squeeze(1)
-    p_cam = p_cam_all[ids]
-    x, y, z = p_cam.unbind(-1)
+    # Every splat goes through the same vectorised math (no gathers: their backward is slow on CPU);
+    # splats behind the near plane get a safe depth, zero opacity and an empty pixel box.
+    p_cam = g.means @ R.T + t
+    valid = p_cam[:, 2].detach() > near_plane
+    x, y = p_cam[:, 0], p_cam[:, 1]
+    z = torch.where(valid, p_cam[:, 2], torch.ones_like(p_cam[:, 2]))
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
 
     # Jacobian of the perspective projection at the splat centre (x/z, y/z clamped as 3DGS does)
@@ -109,23 +105,26 @@ def project(
     ty = z * torch.minimum(torch.maximum(y / z, -lim_yn), lim_yp)
     zero = torch.zeros_like(z)
     J = torch.stack([fx / z, zero, -fx * tx / (z * z), zero, fy / z, -fy * ty / (z * z)], -1).reshape(-1, 2, 3)
-    T = J @ R  # (M, 2, 3)
-    cov3d = covariance_3d(g.quats[ids], g.log_scales[ids])
-    cov2d = T @ cov3d @ T.transpose(1, 2)
-    a = cov2d[:, 0, 0] + eps2d
-    b = cov2d[:, 0, 1]
-    c = cov2d[:, 1, 1] + eps2d
+    T = (J.reshape(-1, 3) @ R).reshape(-1, 2, 3)  # d(pixel)/d(world), (G, 2, 3)
+    # cov2d = T Sigma T^T with Sigma = M M^T, M = R_q diag(s): cov2d = A A^T, A = T M. Written with
+    # broadcasting instead of batched 3x3 matmuls, whose CPU backward is very slow for many splats.
+    M = quat_to_rotmat(g.quats) * g.log_scales.exp()[:, None, :]
+    A = (T[:, :, :, None] * M[:, None, :, :]).sum(2)  # (G, 2, 3)
+    a = (A[:, 0] * A[:, 0]).sum(-1) + eps2d
+    b = (A[:, 0] * A[:, 1]).sum(-1)
+    c = (A[:, 1] * A[:, 1]).sum(-1) + eps2d
     det = a * c - b * b
     conics = torch.stack([c / det, -b / det, a / det], -1)
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], -1)
 
-    opacities = torch.sigmoid(g.opacity_logits[ids])
+    opacities = torch.sigmoid(g.opacity_logits) * valid
     cam_center = -R.T @ t
-    dirs = g.means[ids] - cam_center
+    dirs = g.means - cam_center
     dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     degree = g.sh_degree if sh_degree is None else min(int(sh_degree), g.sh_degree)
-    colors = sh_to_rgb(g.sh[ids], dirs, degree)
+    colors = sh_to_rgb(g.sh, dirs, degree)
     rects = alpha_rects(means2d.detach(), conics.detach(), opacities.detach(), width, height)
+    ids = torch.arange(len(g), device=g.device)
     return Projected(ids, means2d, conics, z, opacities, colors, rects)
 
 

@@ -59,6 +59,19 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass (less memory, ~30% slower)"})
 
     # ------------------------------------------------------------------ latent space and context
+    base_model: Path | None = field(
+        default=None,
+        metadata={"help": "a See3D / MVDream / SD-2.1 model folder (official MVD_weights layout: vae/, tokenizer/, text_encoder/, scheduler/, "
+                  "CLIP-ViT-H-14-laion2B-s32B-b79K/); --vae, --tokenizer, --text-encoder, --image-encoder and --scheduler default to its subfolders"},
+    )
+    random_encoders: bool = field(
+        default=False,
+        metadata={"help": "write tiny random CLIP text/image encoders into <output-dir>/encoders and build the context with them "
+                  "(the small CPU config: no downloads; the model learns to read it as a fixed input)"},
+    )
+    export_pipeline: bool = field(
+        default=False, metadata={"help": "also write <output-dir>/pipeline, a See3DPipeline.save_pretrained folder (needs the context encoders)"}
+    )
     latent_space: Literal["vae", "pixel_unshuffle"] = field(
         default="vae", metadata={"help": "vae: AutoencoderKL latents (--vae); pixel_unshuffle: lossless space-to-depth of the pixels (small config)"}
     )
@@ -72,9 +85,9 @@ class TrainConfig:
         default=None, metadata={"help": "local CLIPVisionModelWithProjection folder; adds image_embed_weight x the first reference's embedding"}
     )
     image_embed_weight: float = field(default=0.2, metadata={"help": "weight of the CLIP image embedding added to the text context (official: 0.2)"})
-    context_tokens: int = field(default=77, metadata={"help": "zero/learned context: number of context tokens"})
-    context: Literal["encoders", "zero", "learned"] = field(
-        default="encoders", metadata={"help": "encoders: text (+image) encoders; zero: an all-zero context; learned: a trained constant context"}
+    context_tokens: int = field(default=77, metadata={"help": "zero context: number of context tokens"})
+    context: Literal["encoders", "zero"] = field(
+        default="encoders", metadata={"help": "encoders: text (+ image) encoders, as the pipeline does; zero: an all-zero context (tests)"}
     )
 
     # ------------------------------------------------------------------ diffusion
@@ -127,8 +140,30 @@ class TrainConfig:
                 setattr(self, name, Path(v))
         self.num_refs = [int(s) for s in (self.num_refs if isinstance(self.num_refs, (list, tuple)) else [self.num_refs])]
 
+    def resolved(self) -> TrainConfig:
+        """A copy whose unset component paths are filled from ``base_model`` (when those subfolders exist)."""
+        import dataclasses
+
+        if self.base_model is None:
+            return dataclasses.replace(self)
+        base = Path(self.base_model)
+        if not base.is_dir():
+            raise InputError(base, "--base-model folder not found")
+
+        def pick(current, rel):
+            return current if current is not None or not (base / rel).exists() else base / rel
+
+        return dataclasses.replace(
+            self,
+            vae=pick(self.vae, "vae") if self.latent_space == "vae" else self.vae,
+            tokenizer=pick(self.tokenizer, "tokenizer"),
+            text_encoder=pick(self.text_encoder, "text_encoder"),
+            image_encoder=pick(self.image_encoder, "CLIP-ViT-H-14-laion2B-s32B-b79K"),
+            scheduler=pick(self.scheduler, "scheduler"),
+        )
+
     def validate(self) -> None:
-        """Raise :class:`InputError` for settings that cannot work together."""
+        """Raise :class:`InputError` for settings that cannot work together (call on :meth:`resolved`)."""
         if self.data is None:
             raise InputError(None, "no training data given (--data)")
         if self.num_frames < 2:
@@ -145,8 +180,8 @@ class TrainConfig:
             raise InputError(None, f"resolution {self.resolution} is not divisible by pixel_unshuffle_factor {self.pixel_unshuffle_factor}")
         if self.cache_latents and self.latent_space != "vae":
             raise InputError(None, "cache_latents only applies to latent_space 'vae' (pixel_unshuffle is already free)")
-        if self.context == "encoders" and (self.text_encoder is None or self.tokenizer is None):
-            raise InputError(None, "context 'encoders' needs --text-encoder and --tokenizer (or use --context zero / learned)")
+        if self.context == "encoders" and not self.random_encoders and (self.text_encoder is None or self.tokenizer is None):
+            raise InputError(None, "context 'encoders' needs --text-encoder and --tokenizer (or --base-model, --random-encoders, --context zero)")
         if self.init_from is None and self.unet_config is None and self.preset == "full":
             raise InputError(None, "give --init-from (See3D / SD-2.1 / MVDream UNet weights) or --unet-config for a fresh UNet")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.max_steps < 1:

@@ -6,10 +6,11 @@ micro-step, process rank and slot (:func:`sample_index`), so a run resumed at st
 batches an uninterrupted run would have read, with any number of DataLoader workers.
 
 Sources (:func:`find_clips`):
-- ``curation``: the output of ``see3d curate`` (WebDataset tar shards + ``manifest.parquet``), read
-  through :mod:`see3d.curation.reader`; only accepted clips.
+- ``curation``: the output of ``see3d curate`` (WebDataset tar shards + ``shards/index.json`` +
+  ``manifest.parquet``), read through :mod:`see3d.curation.reader` (random access by byte offset);
+  only the kept clips.
 - ``synth``: a ``see3d synth`` set: ``<id>.mp4`` with a sidecar ``<id>/label.json``; by default only
-  clips labelled ``keep``. The sidecar's cameras and depth are *not* used (training is pose-free).
+  clips labelled ``keep`` (static scene, moving camera). The sidecar's cameras and depth are *not* used (training is pose-free).
 - ``videos``: every video file in a folder (natural order), each one clip.
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from see3d.errors import InputError
 from see3d.io.images import natural_key
+from see3d.labels import KEEP
 from see3d.log import get_logger
 
 log = get_logger(__name__)
@@ -50,7 +52,7 @@ def detect_kind(data: Path) -> Literal["curation", "videos", "synth"]:
         raise InputError(data, "training data folder not found")
     if not data.is_dir():
         raise InputError(data, "training data must be a folder (curation output, synth set or videos)")
-    if (data / "manifest.parquet").is_file():
+    if (data / "manifest.parquet").is_file() or (data / "shards" / "index.json").is_file():
         return "curation"
     if any((p.with_suffix("") / "label.json").is_file() for p in data.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS):
         return "synth"
@@ -73,10 +75,11 @@ def find_clips(data: str | Path, kind: str = "auto", synth_keep_only: bool = Tru
                 label = v.with_suffix("") / "label.json"
                 if label.is_file():
                     try:
-                        decision = json.loads(label.read_text()).get("decision")
+                        rec = json.loads(label.read_text())
+                        decision = rec.get("label", rec.get("decision"))
                     except (json.JSONDecodeError, AttributeError) as e:
                         raise InputError(label, f"not a valid label.json ({e})") from e
-                    if decision != "keep":
+                    if decision != KEEP:
                         continue
             clips.append(ClipRef(key=v.stem, kind="video", path=v))
     if not clips:
@@ -85,9 +88,9 @@ def find_clips(data: str | Path, kind: str = "auto", synth_keep_only: bool = Tru
 
 
 def _curation_clips(folder: Path) -> list[ClipRef]:
-    from see3d.curation import reader  # the curation engineer's reader; imported lazily
+    from see3d.curation import reader  # imported lazily: the curation package is heavy
 
-    return [ClipRef(key=str(c.key), kind="curation", path=folder, extra={"key": str(c.key)}) for c in reader.list_accepted(folder)]
+    return [ClipRef(key=e.key, kind="curation", path=e.shard, extra={"entry": e}) for e in reader.list_accepted(folder)]
 
 
 def load_clip_frames(clip: ClipRef, max_frames: int | None = None) -> np.ndarray:
@@ -99,7 +102,10 @@ def load_clip_frames(clip: ClipRef, max_frames: int | None = None) -> np.ndarray
     if clip.kind == "curation":
         from see3d.curation import reader
 
-        frames = reader.read_clip(clip.path, clip.extra["key"])[0]
+        try:
+            frames = reader.read_entry(clip.extra["entry"])[0]
+        except OSError as e:
+            raise InputError(clip.path, f"cannot read clip {clip.key} ({e})") from e
         return frames if max_frames is None else frames[:max_frames]
     raise InputError(clip.path, f"unknown clip kind {clip.kind!r}")
 

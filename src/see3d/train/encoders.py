@@ -13,12 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from see3d.errors import WeightsError
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def load_vae(latent_space: str, vae_path: Path | None = None, pixel_unshuffle_factor: int = 4):
@@ -66,14 +62,17 @@ def decode_latents(vae, z: torch.Tensor) -> torch.Tensor:
 
 
 class ContextEncoder:
-    """Builds the per-sample cross-attention context (B, L, D).
+    """Builds the per-clip cross-attention context (B, L, D), exactly as :class:`See3DPipeline` does.
 
     Args:
         mode: "encoders" (text, plus image when ``image_encoder`` is given) or "zero".
         text_encoder / tokenizer: local folders of a CLIPTextModel / CLIPTokenizer (SD-2.1 OpenCLIP-H).
-        image_encoder: local CLIPVisionModelWithProjection folder (optional).
+        image_encoder: local CLIP image-encoder folder (vision-only or a whole CLIP model, as released); its
+            ``preprocessor_config.json`` sets the preprocessing (CLIP's defaults otherwise).
         image_weight: weight of the image embedding (official 0.2).
         tokens, dim: size of the zero context.
+    The loaded modules stay available (``tokenizer``, ``text_encoder``, ``image_model``, ``processor``) so a
+    trained model can be exported as a complete pipeline.
     """
 
     def __init__(
@@ -88,36 +87,42 @@ class ContextEncoder:
         device: torch.device | str = "cpu",
     ):
         self.mode, self.image_weight, self.device = mode, image_weight, torch.device(device)
-        self.image_model = None
+        self.tokenizer = self.text_encoder = self.image_model = self.processor = None
         if mode == "zero":
             self.text = torch.zeros(1, tokens, dim)
             return
         if mode != "encoders":
             raise ValueError(f"unknown context mode {mode!r}")
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer
 
         for p, what in ((text_encoder, "text encoder"), (tokenizer, "tokenizer")):
             if p is None or not Path(p).exists():
                 raise WeightsError(p, f"{what} folder not found")
         try:
-            tok = CLIPTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
-            te = CLIPTextModel.from_pretrained(str(text_encoder), local_files_only=True).to(self.device).eval()
+            self.tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
+            self.text_encoder = CLIPTextModel.from_pretrained(str(text_encoder), local_files_only=True).to(self.device).eval()
         except (OSError, ValueError) as e:
             raise WeightsError(text_encoder, f"could not load the CLIP text encoder / tokenizer ({e})") from e
+        self.text_encoder.requires_grad_(False)
         with torch.no_grad():
-            ids = tok([""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
-            self.text = te(ids.to(self.device))[0].float().cpu()  # (1, 77, D), final LayerNorm applied
-        del te
+            ids = self.tokenizer([""], padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+            self.text = self.text_encoder(ids.to(self.device))[0].float().cpu()  # (1, 77, D), final LayerNorm applied
         if image_encoder is not None:
-            from transformers import CLIPVisionModelWithProjection
+            from see3d.pipelines.see3d_pipeline import load_clip_image_encoder
 
-            if not Path(image_encoder).exists():
-                raise WeightsError(image_encoder, "image encoder folder not found")
+            folder = Path(image_encoder)
+            if not (folder / "config.json").is_file():
+                raise WeightsError(folder, "image encoder folder not found (needs config.json + weights)")
             try:
-                self.image_model = CLIPVisionModelWithProjection.from_pretrained(str(image_encoder), local_files_only=True).to(self.device).eval()
+                self.image_model = load_clip_image_encoder(folder, torch.float32).to(self.device).eval()
+                has_proc = (folder / "preprocessor_config.json").is_file()
+                self.processor = CLIPImageProcessor.from_pretrained(str(folder)) if has_proc else CLIPImageProcessor()
             except (OSError, ValueError) as e:
-                raise WeightsError(image_encoder, f"could not load CLIPVisionModelWithProjection ({e})") from e
+                raise WeightsError(folder, f"could not load the CLIP image encoder ({e})") from e
             self.image_model.requires_grad_(False)
+            width = int(self.image_model.config.projection_dim)
+            if width != self.dim:
+                raise WeightsError(folder, f"image embedding width {width} differs from the text embedding width {self.dim}")
 
     @property
     def dim(self) -> int:
@@ -125,25 +130,16 @@ class ContextEncoder:
 
     @torch.no_grad()
     def image_embeds(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, 3, H, W) in [-1, 1] -> CLIP image embeddings (B, D) (unnormalised, as official).
+        """pixels (B, 3, H, W) in [-1, 1] -> CLIP image embeddings (B, D), float32 (unnormalised, as official)."""
+        x = ((pixels.float() + 1) / 2).clamp(0, 1).cpu()
+        values = self.processor(images=list(x), do_rescale=False, return_tensors="pt").pixel_values
+        return self.image_model(pixel_values=values.to(self.device, self.image_model.dtype)).image_embeds.float()
 
-        Preprocessing as CLIPImageProcessor: short side to 224 (bicubic), centre crop 224, CLIP mean/std.
-        """
-        x = (pixels.float() + 1) / 2
-        h, w = x.shape[-2:]
-        s = 224 / min(h, w)
-        x = F.interpolate(x, size=(max(224, round(h * s)), max(224, round(w * s))), mode="bicubic", align_corners=False, antialias=True)
-        y0, x0 = (x.shape[-2] - 224) // 2, (x.shape[-1] - 224) // 2
-        x = x[..., y0 : y0 + 224, x0 : x0 + 224].clamp(0, 1)
-        mean = torch.tensor(CLIP_MEAN, device=x.device)[:, None, None]
-        std = torch.tensor(CLIP_STD, device=x.device)[:, None, None]
-        x = ((x - mean) / std).to(self.device, self.image_model.dtype)
-        return self.image_model(pixel_values=x).image_embeds.float()
-
-    def __call__(self, first_ref_pixels: torch.Tensor | None, batch: int, device) -> torch.Tensor:
-        """Context (batch, L, D); ``first_ref_pixels`` (batch, 3, H, W) is used when an image encoder is set."""
+    def __call__(self, first_ref_pixels: torch.Tensor | None, batch: int, device, image_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Context (batch, L, D) from the first reference of each clip: ``first_ref_pixels`` (batch, 3, H, W)
+        in [-1, 1], or its precomputed ``image_embeds`` (batch, D)."""
         ctx = self.text.to(device).expand(batch, -1, -1)
-        if self.image_model is not None and first_ref_pixels is not None:
-            img = self.image_embeds(first_ref_pixels).to(device)
-            ctx = ctx + self.image_weight * img[:, None, :]
+        if self.image_model is not None:
+            img = image_embeds if image_embeds is not None else self.image_embeds(first_ref_pixels)
+            ctx = ctx + self.image_weight * img.to(device)[:, None, :]
         return ctx.contiguous()

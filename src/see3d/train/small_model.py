@@ -12,6 +12,7 @@ folder. (Hand-written because diffusers has no parameter-free space-to-depth aut
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -32,8 +33,21 @@ class PixelUnshuffleVAE(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(self, factor: int = 4, in_channels: int = 3, scaling_factor: float = 1.0, sample_size: int = 64):
+    def __init__(
+        self,
+        factor: int = 4,
+        in_channels: int = 3,
+        scaling_factor: float = 1.0,
+        sample_size: int = 64,
+        block_out_channels: tuple[int, ...] | None = None,
+    ):
+        """``block_out_channels`` is derived (one entry per factor of two), only so that code which computes
+        AutoencoderKL's downsampling as ``2 ** (len(block_out_channels) - 1)`` gets ``factor``."""
         super().__init__()
+        levels = int(round(math.log2(factor)))
+        if 2**levels != factor:
+            raise ValueError(f"PixelUnshuffleVAE: factor must be a power of two, got {factor}")
+        self.register_to_config(block_out_channels=[in_channels * 4**i for i in range(levels + 1)])
         # one buffer so that save/load and .to(device, dtype) behave like any model
         self.register_buffer("_anchor", torch.zeros(1), persistent=True)
 
@@ -80,7 +94,8 @@ def small_unet_config(latent_channels: int = 48, model_channels: int = 64, conte
 
 
 def small_train_config(data: str | Path, output_dir: str | Path, **overrides) -> TrainConfig:
-    """The CPU reproduction: 64x64, 5 frames (1 reference), pixel-unshuffle r=4, tiny UNet, zero context.
+    """The CPU reproduction: 64x64, 5 frames (1 reference), pixel-unshuffle r=4, tiny UNet, context from tiny
+    random CLIP encoders (written by :func:`see3d.pipelines.tiny.write_tiny_see3d`), exported as a pipeline.
 
     LR and EMA are raised for a short run (the paper's 1e-5 / 0.9999 are for 100K+ steps).
     """
@@ -94,8 +109,9 @@ def small_train_config(data: str | Path, output_dir: str | Path, **overrides) ->
         max_stride=3,
         latent_space="pixel_unshuffle",
         pixel_unshuffle_factor=4,
-        context="zero",
-        context_tokens=1,
+        context="encoders",
+        random_encoders=True,
+        export_pipeline=True,
         preload=True,
         batch_size=2,
         learning_rate=4e-4,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from see3d.config import config_to_dict, save_config
 from see3d.errors import InputError, WeightsError
 from see3d.io.atomic import write_text_atomic
 from see3d.log import get_logger, progress
-from see3d.train.checkpoint import ema_weights, latest_checkpoint, load_checkpoint, save_checkpoint, save_model_folder
+from see3d.train.checkpoint import ema_weights, latest_checkpoint, load_checkpoint, replace_dir, save_checkpoint, save_model_folder
 from see3d.train.config import TrainConfig
 from see3d.train.data import ClipDataset, StepBatchSampler, collate, find_clips
 from see3d.train.encoders import ContextEncoder, encode_posterior, latent_channels, load_vae, sample_posterior
@@ -54,13 +55,15 @@ LOSS_LOG = "loss_log.jsonl"
 
 @dataclass
 class TrainResult:
-    """What :func:`train` did: the exported UNet folder, the last step, and this run's (step, loss) pairs."""
+    """What :func:`train` did: the exported UNet folder (main process; None elsewhere), the last step, this
+    run's (step, loss) pairs (loss averaged over processes) and this process's trained (non-EMA) UNet."""
 
     output_dir: Path
     unet_dir: Path | None
     step: int
     finished: bool
     losses: list[tuple[int, float]] = field(default_factory=list)
+    unet: torch.nn.Module | None = None
 
 
 # --------------------------------------------------------------------------------------------- parts
@@ -130,15 +133,22 @@ def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
 
 # --------------------------------------------------------------------------------------------- loop
 def _make_accelerator(cfg: TrainConfig):
+    import os
+
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
-    return Accelerator(
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # on CPU accelerate only sets up gloo multi-process training with cpu=True
         mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.output_dir / "logs")),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise RuntimeError(f"launched with WORLD_SIZE={launched} but accelerate set up {accelerator.num_processes} process(es)")
+    return accelerator
 
 
 def _truncate_loss_log(path: Path, step: int) -> None:
@@ -159,6 +169,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
+    cfg = cfg.resolved()
     cfg.validate()
     t_start = time.monotonic()
     accelerator = _make_accelerator(cfg)
@@ -167,20 +178,25 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = cfg.output_dir
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+    if cfg.context == "encoders" and cfg.random_encoders:
+        cfg = _with_random_encoders(cfg, accelerator)
+    if accelerator.is_main_process:
         save_config(cfg, out / "train_config.json")
 
-    torch.manual_seed(cfg.seed)  # the fresh UNet's initial weights (before any resume overwrites them)
     # ---- frozen encoders
     vae = load_vae(cfg.latent_space, cfg.vae, cfg.pixel_unshuffle_factor).to(device).eval().requires_grad_(False)
     lat_ch = latent_channels(vae)
-    unet = build_unet(cfg, lat_ch, None)
-    ctx_dim = int(unet.config.context_dim)
     if cfg.context == "encoders":
         context = ContextEncoder("encoders", cfg.text_encoder, cfg.tokenizer, cfg.image_encoder, cfg.image_embed_weight, device=device)
-        if context.dim != ctx_dim:
-            raise InputError(cfg.text_encoder, f"text encoder width {context.dim} != UNet context_dim {ctx_dim}")
     else:
+        context = None
+    torch.manual_seed(cfg.seed)  # the fresh UNet's initial weights (before any resume overwrites them)
+    unet = build_unet(cfg, lat_ch, None if context is None else context.dim)
+    ctx_dim = int(unet.config.context_dim)
+    if context is None:
         context = ContextEncoder("zero", tokens=cfg.context_tokens, dim=ctx_dim)
+    elif context.dim != ctx_dim:
+        raise InputError(cfg.text_encoder, f"text encoder width {context.dim} != UNet context_dim {ctx_dim}")
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
 
@@ -285,10 +301,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     unet_dir = None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        unet_dir = export_model(raw_unet, ema, out, vae, noise_scheduler, cfg)
+        unet_dir = export_model(raw_unet, ema, out, vae, noise_scheduler, cfg, context)
         log.info("%s at step %d; model in %s", "finished" if finished else f"stopped ({stop_reason})", step, unet_dir)
     accelerator.end_training()
-    return TrainResult(out, unet_dir, step, finished, losses)
+    return TrainResult(out, unet_dir, step, finished, losses, raw_unet)
 
 
 def _stop_reason(cfg: TrainConfig, step: int, t_start: float, accelerator) -> str | None:
@@ -342,11 +358,9 @@ def compute_loss(batch: dict, unet, vae, context, noise_scheduler, cond_cfg, gen
     parts = [build_training_inputs(z0[i : i + 1], int(batch["num_refs"][i]), noise_scheduler, generator, config=cond_cfg) for i in range(b)]
     model_input = torch.cat([p.model_input for p in parts])
     timesteps = torch.cat([p.timesteps for p in parts])
-    if "image_embeds" in batch and context.image_model is not None:
-        img = batch["image_embeds"].to(device)[:, 0]  # first reference of every clip
-        ctx = context.text.to(device).expand(b, -1, -1) + context.image_weight * img[:, None, :]
-    else:
-        ctx = context(None if pixels is None else pixels[:, 0], b, device)
+    # context from the first reference of every clip (frame 0)
+    cached = batch["image_embeds"][:, 0] if "image_embeds" in batch else None
+    ctx = context(None if pixels is None else pixels[:, 0], b, device, image_embeds=cached)
     ctx = ctx.repeat_interleave(n, dim=0)
     pred = unet(model_input, timesteps, ctx, num_frames=n)
     merged = _merge_inputs(parts)
@@ -366,16 +380,61 @@ def _merge_inputs(parts):
     return type(first)(**merged)
 
 
-def export_model(raw_unet, ema, out: Path, vae=None, noise_scheduler=None, cfg: TrainConfig | None = None) -> Path:
+def _with_random_encoders(cfg: TrainConfig, accelerator) -> TrainConfig:
+    """Write (once, main process) tiny random CLIP encoders into <output>/encoders and point the config at them."""
+    import dataclasses
+
+    from see3d.pipelines.tiny import write_tiny_see3d
+
+    folder = cfg.output_dir / "encoders"
+    if accelerator.is_main_process and not (folder / "text_encoder" / "config.json").is_file():
+        tmp = folder.with_name(".tmp-encoders")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_tiny_see3d(tmp, seed=cfg.seed, variants=())
+        replace_dir(tmp, folder)
+    accelerator.wait_for_everyone()
+    return dataclasses.replace(
+        cfg, tokenizer=folder / "tokenizer", text_encoder=folder / "text_encoder", image_encoder=folder / "CLIP-ViT-H-14-laion2B-s32B-b79K"
+    )
+
+
+def inference_scheduler(noise_scheduler, cfg: TrainConfig):
+    """The DDIM sampler matching the training schedule (the See3D pipeline's trailing timesteps)."""
+    from see3d.pipelines.schedule import make_scheduler
+
+    c = dict(noise_scheduler.config)
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
+    conf = {k: c[k] for k in keys if k in c}
+    conf.update(steps_offset=1, clip_sample=False, set_alpha_to_one=False, rescale_betas_zero_snr=cfg.rescale_zero_snr, timestep_scaling="trailing")
+    return make_scheduler(conf, official=False)
+
+
+def export_model(raw_unet, ema, out: Path, vae=None, noise_scheduler=None, cfg: TrainConfig | None = None, context=None) -> Path:
     """Write ``out/unet`` (EMA weights when EMA is on; ``out/unet_nonema`` then holds the raw ones), and
-    for the pixel-unshuffle space ``out/vae``; also ``out/scheduler``. Returns ``out/unet``."""
+    for the pixel-unshuffle space ``out/vae``; also ``out/scheduler``. With ``cfg.export_pipeline`` and text +
+    image encoders, also ``out/pipeline``: a complete :class:`See3DPipeline` folder (``from_pretrained``).
+    Returns ``out/unet``."""
     out = Path(out)
     if ema is not None:
         save_model_folder(raw_unet, out / "unet_nonema")
     with ema_weights(raw_unet, ema):
         unet_dir = save_model_folder(raw_unet, out / "unet")
+        if cfg is not None and cfg.export_pipeline:
+            if context is None or context.image_model is None or noise_scheduler is None or vae is None:
+                log.warning("export_pipeline needs the text and image encoders (context 'encoders' with an image encoder); skipped")
+            else:
+                from see3d.pipelines.see3d_pipeline import See3DPipeline
+
+                pipe = See3DPipeline(
+                    vae=vae, text_encoder=context.text_encoder, tokenizer=context.tokenizer, unet=raw_unet,
+                    scheduler=inference_scheduler(noise_scheduler, cfg), feature_extractor=context.processor, image_encoder=context.image_model,
+                )  # fmt: skip
+                tmp = out / ".tmp-pipeline"
+                shutil.rmtree(tmp, ignore_errors=True)
+                pipe.save_pretrained(str(tmp), safe_serialization=True)
+                replace_dir(tmp, out / "pipeline")
     if vae is not None and cfg is not None and cfg.latent_space == "pixel_unshuffle":
         save_model_folder(vae, out / "vae")
     if noise_scheduler is not None:
-        noise_scheduler.save_pretrained(str(out / "scheduler"))
+        write_text_atomic(out / "scheduler" / "scheduler_config.json", noise_scheduler.to_json_string())
     return unet_dir

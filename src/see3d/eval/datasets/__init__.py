@@ -55,13 +55,18 @@ def load_scene(folder: str | Path, format: Format = "auto", factor: int | None =
 
 
 def find_scenes(data: str | Path, format: Format = "auto") -> list[Path]:
-    """``data`` itself when it is a scene, else its sub-folders that are scenes (sorted by name)."""
+    """``data`` itself when it is a scene (of ``format``), else its sub-folders that are (sorted by name)."""
     data = Path(data)
     if not data.is_dir():
         raise InputError(data, "data folder not found")
-    if format != "auto" or detect_format(data) is not None:
+    tests = {"llff": is_llff, "dtu": is_dtu, "colmap": is_colmap, "transforms": is_transforms}
+    if format != "auto" and format not in tests:
+        raise InputError(None, f"unknown dataset format {format!r} (choose from {', '.join(FORMATS)})")
+    is_scene = (lambda p: detect_format(p) is not None) if format == "auto" else tests[format]
+    if is_scene(data):
         return [data]
-    scenes = sorted(p for p in data.iterdir() if p.is_dir() and detect_format(p) is not None)
+    scenes = sorted(p for p in data.iterdir() if p.is_dir() and is_scene(p))
     if not scenes:
-        raise InputError(data, "is neither a scene nor a folder of scenes (no poses_bounds.npy, cameras.npz, transforms*.json or sparse/ found)")
+        what = "poses_bounds.npy, cameras.npz, transforms*.json or sparse/" if format == "auto" else f"{format} scene files"
+        raise InputError(data, f"is neither a scene nor a folder of scenes (no {what} found)")
     return scenes

@@ -11,7 +11,8 @@ Accepted layouts (OpenGL camera-to-world ``transform_matrix`` on disk, OpenCV in
    information the scene has no dataset split and the protocol chooses one.
 
 Images with an alpha channel are composited on ``background`` (white by default, the Blender
-benchmark's convention) and the alpha becomes the view's mask.
+benchmark's convention) and the alpha becomes the view's mask. Depth maps named by every frame's
+``depth_file_path`` (as :meth:`see3d.io.views.Views.save` writes them) are read too.
 """
 
 from __future__ import annotations
@@ -122,8 +123,22 @@ def _frames_to_views(json_path: Path, data: dict, frames: list[dict], factor: fl
         imgs.append(img)
         masks.append(alpha)
     mask = np.stack(masks) if all(m is not None for m in masks) else None
+    depth = None
+    if all("depth_file_path" in f for f in frames):  # e.g. synthetic scenes written by Views.save
+        depth = np.stack([_load_depth(folder / str(f["depth_file_path"]), size) for f in frames])
     names = [str(Path(f["file_path"]).with_suffix("")).replace("/", "_").lstrip("._") for f in frames]
-    return Views(np.stack(imgs), cams.resized(*size), masks=mask, names=names)
+    return Views(np.stack(imgs), cams.resized(*size), depth, bool(data.get("depth_is_metric", True)), mask, names)
+
+
+def _load_depth(path: Path, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    from see3d.io.images import load_depth
+
+    d = load_depth(path)
+    if (d.shape[1], d.shape[0]) != tuple(size):
+        d = cv2.resize(d, tuple(size), interpolation=cv2.INTER_NEAREST)
+    return d
 
 
 def _match(names_in_split: list, frames: list[dict], where: Path) -> list[int]:
@@ -173,9 +188,11 @@ def read_transforms(folder: str | Path, factor: float = 1.0, background: float =
         if (v_train.cameras.width, v_train.cameras.height) != (v_test.cameras.width, v_test.cameras.height):
             raise InputError(test_p, "test images differ in size from the train images")
         masks = np.concatenate([v_train.masks, v_test.masks]) if v_train.masks is not None and v_test.masks is not None else None
+        depth = np.concatenate([v_train.depth, v_test.depth]) if v_train.depth is not None and v_test.depth is not None else None
         views = Views(
             np.concatenate([v_train.images, v_test.images]),
             Cameras.cat([v_train.cameras, v_test.cameras]),
+            depth=depth,
             masks=masks,
             names=[f"train_{n}" for n in v_train.names] + [f"test_{n}" for n in v_test.names],
         )

@@ -1,0 +1,215 @@
+"""Held-out evaluation of the small-scale reproduction: fill warped views of unseen synthetic scenes.
+
+Protocol (posed ground truth is used only here, never in training):
+
+1. held-out scenes: a ``see3d synth`` set rendered with another seed, good camera paths only;
+2. per scene, frame 0 is the reference; targets are the frames at ``target_offsets``; the reference is
+   forward-warped into each target camera with its *true* depth (:func:`see3d.geometry.warp.warp_to_cameras`),
+   which leaves holes (disocclusions, out-of-view regions);
+3. fillers: classical OpenCV Telea inpainting (:class:`see3d.pipelines.generation.TeleaFiller`); trained
+   models through :class:`see3d.pipelines.see3d_pipeline.See3DPipeline` (the inference visual condition:
+   warp latents noised to t // 5 and mixed with the current latents by w(t')), all targets of a scene in
+   one multi-view group with the reference;
+4. metrics against the true target frames: PSNR and SSIM of the whole view and PSNR inside the holes.
+
+A model trained with masks only (``condition_noise=False``) saw clean masked latents as its condition; it
+is evaluated both with that matched condition (``clean`` rows: the warp latents as condition at every
+step, the pipeline's super-resolution mode) and with the See3D inference condition.
+
+CLI: ``python -m see3d.train.evaluate_small --model see3d=RUN/pipeline --model mask_only=RUN2/pipeline:clean
+--out eval_small`` (``:clean`` evaluates with the clean condition; give a model twice for both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from see3d.errors import InputError
+from see3d.io.atomic import write_json_atomic, write_text_atomic
+from see3d.log import get_logger, progress
+
+log = get_logger(__name__)
+
+
+@dataclass
+class EvalSmallConfig:
+    """Settings of the held-out evaluation."""
+
+    heldout: Path | None = field(default=None, metadata={"help": "an existing synth set to evaluate on (default: render one into <out>/heldout)"})
+    n_scenes: int = field(default=10, metadata={"help": "held-out scenes to render"})
+    seed: int = field(default=1000, metadata={"help": "seed of the held-out set (training sets use other seeds)"})
+    size: int = field(default=64, metadata={"help": "image size, pixels (the model's training resolution)"})
+    frames: int = field(default=24, metadata={"help": "frames per held-out clip"})
+    target_offsets: list[int] = field(default_factory=lambda: [6, 12, 18], metadata={"help": "target frames (frame 0 is the reference)"})
+    steps: int = field(default=25, metadata={"help": "DDIM steps"})
+    guidance: float = field(default=2.0, metadata={"help": "guidance scale s (official 2.0)"})
+    sample_seed: int = field(default=0, metadata={"help": "seed of the diffusion sampling"})
+
+
+@dataclass
+class Scene:
+    name: str
+    reference: np.ndarray  # (H, W, 3) float [0, 1]
+    targets: np.ndarray  # (T, H, W, 3) true target views
+    warps: np.ndarray  # (T, H, W, 3) reference warped with true depth (0 in holes)
+    masks: np.ndarray  # (T, H, W) bool, True = warped pixel
+
+
+def heldout_scenes(cfg: EvalSmallConfig, out: Path) -> list[Scene]:
+    """Render (or read) the held-out clips and warp their reference into every target camera."""
+    from see3d.geometry.warp import warp_to_cameras
+    from see3d.io.views import Views
+    from see3d.synth.dataset import write_labeled_set
+    from see3d.synth.variants import GOOD_KINDS
+
+    folder = cfg.heldout
+    if folder is None:
+        folder = out / "heldout"
+        write_labeled_set(folder, n=cfg.n_scenes, seed=cfg.seed, size=cfg.size, n_frames=cfg.frames, kinds=list(GOOD_KINDS))
+    records = json.loads((Path(folder) / "labels.json").read_text())
+    scenes = []
+    for rec in records:
+        if rec.get("label") != "keep":
+            continue
+        views = Views.load(Path(folder) / rec["clip_id"])
+        if views.depth is None:
+            raise InputError(Path(folder) / rec["clip_id"], "held-out clip has no depth maps")
+        idx = [o for o in cfg.target_offsets if o < len(views)]
+        if not idx:
+            continue
+        warps, masks, _ = warp_to_cameras(views.images[0], views.depth[0], views.cameras[[0]], views.cameras[idx])
+        scenes.append(Scene(rec["clip_id"], views.images[0], views.images[idx], np.clip(warps, 0, 1), masks))
+    if not scenes:
+        raise InputError(folder, "no usable held-out clips (need 'keep' clips with depth)")
+    return scenes
+
+
+def scene_metrics(pred: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> dict[str, list[float]]:
+    """Per-view PSNR / SSIM of the whole view and PSNR inside the holes; arrays (T, H, W, 3) / (T, H, W)."""
+    from see3d.eval.metrics import psnr, ssim, to_tensor_batch
+
+    p, t = to_tensor_batch(np.clip(pred, 0, 1)), to_tensor_batch(truth)
+    holes = torch.from_numpy(~masks)
+    hole_psnr = [float(v) if holes[i].any() else float("nan") for i, v in enumerate(psnr(p, t, holes))]
+    return {"psnr": psnr(p, t).tolist(), "ssim": ssim(p, t).tolist(), "hole_psnr": hole_psnr, "hole_frac": holes.float().flatten(1).mean(1).tolist()}
+
+
+def load_model(folder: Path):
+    """A See3DPipeline from a ``pipeline`` folder written by ``see3d train --export-pipeline`` (CPU, float32)."""
+    import see3d.train.small_model  # noqa: F401  (diffusers loads the PixelUnshuffleVAE component only once imported)
+    from see3d.pipelines.see3d_pipeline import See3DPipeline
+
+    if not (Path(folder) / "model_index.json").is_file():
+        raise InputError(folder, "not a pipeline folder (model_index.json missing; train with --export-pipeline)")
+    pipe = See3DPipeline.from_pretrained(str(folder))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: bool) -> np.ndarray:
+    """Targets (T, H, W, 3) generated by the pipeline from the reference and the warps (one group)."""
+    gen = torch.Generator().manual_seed(cfg.sample_seed)
+    refs = torch.from_numpy(scene.reference).permute(2, 0, 1)[None].float()
+    tgts = torch.from_numpy(scene.warps).permute(0, 3, 1, 2).float()
+    masks = torch.from_numpy(scene.masks).float()[:, None]
+    with torch.no_grad():
+        if not clean_condition:
+            out = pipe(refs, tgts, masks, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gen,
+                       height=cfg.size, width=cfg.size, output_type="np", super_resolution=False)  # fmt: skip
+            return np.asarray(out.images, np.float32)
+        context = pipe.encode_context(refs[0])
+        lat = pipe.generate_views(pipe.unet, refs, tgts, masks, context, cfg.steps, cfg.guidance, gen, clean_condition=True)
+        imgs = torch.cat([pipe.decode_latents(lat[i : i + 1]).cpu() for i in range(len(lat))])
+        return imgs.permute(0, 2, 3, 1).numpy().astype(np.float32)
+
+
+def evaluate_small(models: dict[str, tuple[Path, bool]], out: str | Path, cfg: EvalSmallConfig | None = None) -> dict:
+    """Evaluate Telea and every model ``name -> (pipeline folder, clean_condition)``; writes
+    ``out/results.json``, ``out/results.md`` (the table) and ``out/examples.png``; returns the results."""
+    from see3d.io.images import save_image
+    from see3d.pipelines.generation import TeleaFiller
+
+    cfg = cfg or EvalSmallConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = heldout_scenes(cfg, out)
+    rows: dict[str, dict[str, list[float]]] = {}
+    examples: dict[str, list[np.ndarray]] = {"truth": [s.targets[-1] for s in scenes], "warp": [s.warps[-1] for s in scenes]}
+
+    def add(name: str, preds: list[np.ndarray], secs: float) -> None:
+        acc: dict[str, list[float]] = {}
+        for s, p in zip(scenes, preds):
+            for k, v in scene_metrics(p, s.targets, s.masks).items():
+                acc.setdefault(k, []).extend(v)
+        acc["seconds"] = [secs]
+        rows[name] = acc
+        examples[name] = [p[-1] for p in preds]
+
+    add("warp only (holes black)", [s.warps * s.masks[..., None] for s in scenes], 0.0)
+    t0 = time.time()
+    add("OpenCV Telea inpainting", [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes], time.time() - t0)
+    for name, (folder, clean) in models.items():
+        pipe = load_model(folder)
+        t0 = time.time()
+        preds = [fill_with_model(pipe, s, cfg, clean) for s in progress(scenes, desc=name, total=len(scenes))]
+        add(name, preds, time.time() - t0)
+
+    summary = {
+        name: {k: float(np.nanmean(v)) for k, v in r.items() if k != "seconds"} | {"seconds": r["seconds"][0], "views": len(r["psnr"])}
+        for name, r in rows.items()
+    }
+    result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}, "models": {k: [str(v[0]), v[1]] for k, v in models.items()},
+              "scenes": [s.name for s in scenes], "summary": summary, "per_view": rows}  # fmt: skip
+    write_json_atomic(out / "results.json", result)
+    write_text_atomic(out / "results.md", results_table(summary))
+    grid = np.concatenate([np.concatenate(v, axis=1) for v in examples.values()], axis=0)
+    save_image(out / "examples.png", np.clip(grid, 0, 1))
+    log.info("evaluation written to %s", out)
+    return result
+
+
+def results_table(summary: dict) -> str:
+    """Markdown table of the summary."""
+    lines = ["| method | PSNR (dB) | SSIM | PSNR in holes (dB) | hole fraction | views |", "|---|---|---|---|---|---|"]
+    for name, m in summary.items():
+        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['hole_psnr']:.2f} | {m['hole_frac']:.2f} | {m['views']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from see3d.config import add_dataclass_args, dataclass_from_args
+    from see3d.log import setup_logging
+
+    parser = argparse.ArgumentParser(prog="python -m see3d.train.evaluate_small", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", default=[], help="NAME=PIPELINE_DIR[:clean] (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("-v", "--verbose", action="count", default=1)
+    add_dataclass_args(parser, EvalSmallConfig)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    models = {}
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        if not path:
+            parser.error(f"--model {spec!r}: expected NAME=DIR[:clean]")
+        clean = path.endswith(":clean")
+        models[name] = (Path(path[: -len(":clean")] if clean else path), clean)
+    try:
+        result = evaluate_small(models, args.out, dataclass_from_args(EvalSmallConfig, args))
+    except InputError as e:
+        print(f"evaluate_small: error: {e}", file=sys.stderr)
+        return 1
+    print(results_table(result["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Rasterizers: the numba CPU path against the pure-torch reference (values and gradients), the EWA
+projection against sampled points, SH constants, and the render() entry point."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from splat_scenes import orbit_cameras, random_gaussians
+
+from see3d.errors import See3DError
+from see3d.geometry.cameras import Cameras, look_at
+from see3d.splat.gaussians import SH_C0, Gaussians
+from see3d.splat.project import project
+from see3d.splat.rasterize import render
+from see3d.splat.sh import sh_basis
+
+W, H = 32, 24
+
+
+def _grads(g: Gaussians, cams: Cameras, i: int, backend: str, bg, seed: int = 1):
+    g = g.map(lambda t: t.detach().clone().requires_grad_(True))
+    out = render(g, cams.K[i], W, H, c2w=cams.c2w[i], background=bg, backend=backend)
+    gen = torch.Generator().manual_seed(seed)
+    wr = torch.randn(out["rgb"].shape, generator=gen, dtype=out["rgb"].dtype)
+    wd = torch.randn(out["depth"].shape, generator=gen, dtype=out["rgb"].dtype)
+    wa = torch.randn(out["alpha"].shape, generator=gen, dtype=out["rgb"].dtype)
+    loss = (out["rgb"] * wr).sum() + (out["depth"] * wd).sum() + (out["alpha"] * wa).sum()
+    loss.backward()
+    return {k: v.detach() for k, v in out.items() if k in ("rgb", "depth", "alpha")}, {k: v.grad for k, v in g.tensors().items()}
+
+
+@pytest.mark.parametrize("n, seed, view", [(50, 0, 0), (120, 1, 2), (200, 2, 4)])
+def test_cpu_matches_reference_values_and_gradients(n, seed, view):
+    g = random_gaussians(n, seed=seed)
+    cams = orbit_cameras(5, W, H)
+    ref_out, ref_g = _grads(g, cams, view, "torch", [0.2, 0.5, 0.9])
+    cpu_out, cpu_g = _grads(g, cams, view, "cpu", [0.2, 0.5, 0.9])
+    assert ref_out["alpha"].max() > 0.5  # the scene is actually in view
+    for k in ref_out:
+        torch.testing.assert_close(cpu_out[k], ref_out[k], rtol=1e-9, atol=1e-10)
+    for k in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        assert ref_g[k].abs().max() > 0, k
+        torch.testing.assert_close(cpu_g[k], ref_g[k], rtol=1e-7, atol=1e-9, msg=k)
+
+
+def test_cpu_float32_close_to_reference():
+    g = random_gaussians(150, seed=3, dtype=torch.float32)
+    cams = orbit_cameras(3, W, H)
+    ref_out, ref_g = _grads(g, cams, 1, "torch", None)
+    cpu_out, cpu_g = _grads(g, cams, 1, "cpu", None)
+    for k in ref_out:
+        torch.testing.assert_close(cpu_out[k], ref_out[k], rtol=1e-4, atol=1e-4)
+    for k in ref_g:
+        scale = float(ref_g[k].abs().max())
+        torch.testing.assert_close(cpu_g[k], ref_g[k], rtol=1e-3, atol=1e-3 * scale)
+
+
+def test_cpu_tiles_do_not_change_the_image():
+    """An image whose size is not a multiple of the 16 px tile matches the reference at the borders too."""
+    g = random_gaussians(80, seed=5, spread=1.0)
+    K = torch.tensor(Cameras.intrinsics_from_fov(60, 37, 21))
+    c2w = torch.tensor(look_at(np.array([0.0, 0.0, -3.0]), np.zeros(3)))
+    a = render(g, K, 37, 21, c2w=c2w, backend="cpu")
+    b = render(g, K, 37, 21, c2w=c2w, backend="torch")
+    torch.testing.assert_close(a["rgb"], b["rgb"], rtol=1e-9, atol=1e-10)
+
+
+def test_splats_behind_the_camera_are_culled_without_nans():
+    g = random_gaussians(60, seed=4)
+    cams = orbit_cameras(1, W, H)
+    behind = g.map(lambda t: t.clone())
+    behind.means[:] = torch.as_tensor(cams.c2w[0, :3, 3]) - 2.0 * torch.as_tensor(cams.c2w[0, :3, 2])  # 2 units behind
+    both = Gaussians.cat([g, behind])
+    for backend in ("cpu", "torch"):
+        out_g, grads_g = _grads(g, cams, 0, backend, None)
+        out_b, grads_b = _grads(both, cams, 0, backend, None)
+        torch.testing.assert_close(out_b["rgb"], out_g["rgb"])
+        for k, v in grads_b.items():
+            assert torch.isfinite(v).all(), k
+            assert v[len(g) :].abs().max() == 0, k
+
+
+def test_projection_matches_sampled_points():
+    """The EWA 2D covariance equals the covariance of projected samples of a small 3D Gaussian."""
+    cams = orbit_cameras(1, 640, 480)
+    g = Gaussians(
+        torch.tensor([[0.2, -0.1, 0.3]], dtype=torch.float64),
+        torch.tensor([[0.9, 0.2, -0.3, 0.1]], dtype=torch.float64),
+        torch.log(torch.tensor([[0.01, 0.004, 0.002]], dtype=torch.float64)),
+        torch.zeros(1, dtype=torch.float64),
+        torch.zeros(1, 1, 3, dtype=torch.float64),
+    )
+    K, c2w = cams.torch(dtype=torch.float64)
+    p = project(g, K[0], torch.linalg.inv(c2w[0]), 640, 480, eps2d=0.0)
+    uv, z = cams.project(g.means.numpy())
+    np.testing.assert_allclose(p.means2d.numpy(), uv[0], rtol=1e-10)
+    np.testing.assert_allclose(p.depths.numpy(), z[0], rtol=1e-10)
+    from see3d.splat.project import quat_to_rotmat
+
+    R = quat_to_rotmat(g.quats)[0].numpy()
+    rng = np.random.default_rng(0)
+    samples = g.means.numpy()[0] + (rng.standard_normal((200_000, 3)) * g.scales.numpy()[0]) @ R.T
+    suv, _ = cams.project(samples)
+    emp = np.cov(suv[0].T)
+    a, b, c = p.conics[0].numpy()
+    cov = np.linalg.inv(np.array([[a, b], [b, c]]))
+    np.testing.assert_allclose(cov, emp, rtol=0.03, atol=0.03 * np.abs(emp).max())
+
+
+def test_sh_basis_is_orthonormal():
+    n = 40_000
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i
+    d = torch.tensor(np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1))
+    Y = sh_basis(d, 3)  # (n, 16)
+    gram = (Y.T @ Y) * (4 * math.pi / n)
+    torch.testing.assert_close(gram, torch.eye(16, dtype=gram.dtype), atol=2e-3, rtol=0)
+    assert Y[0, 0] == pytest.approx(SH_C0)
+
+
+def test_render_background_alpha_and_depth():
+    cams = orbit_cameras(1, W, H)
+    g = Gaussians.from_points(np.zeros((1, 3)), np.array([[1.0, 0.0, 0.0]]), scales=0.3, opacity=0.95, sh_degree=0).to(dtype=torch.float64)
+    out = render(g, cams.K[0], W, H, c2w=cams.c2w[0], background=[0.0, 1.0, 0.0], backend="cpu")
+    a = out["alpha"]
+    assert 0.9 < float(a.max()) <= 0.99 and float(a[0, 0]) < 1e-3  # centre opaque, corner empty
+    torch.testing.assert_close(out["rgb"][0, 0], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-3, rtol=0)
+    dist = float(np.linalg.norm(cams.c2w[0, :3, 3]))
+    centre = out["depth"][H // 2, W // 2]
+    assert abs(float(centre) - dist) < 0.05
+    assert float(out["depth"][0, 0]) == 0.0 or float(a[0, 0]) > 0
+
+
+def test_render_rejects_bad_arguments():
+    g = random_gaussians(5)
+    cams = orbit_cameras(1, W, H)
+    with pytest.raises(ValueError, match="exactly one"):
+        render(g, cams.K[0], W, H, c2w=cams.c2w[0], w2c=cams.w2c[0])
+    with pytest.raises(ValueError, match="exactly one"):
+        render(g, cams.K[0], W, H)
+    with pytest.raises(ValueError, match="unknown splat backend"):
+        render(g, cams.K[0], W, H, c2w=cams.c2w[0], backend="opengl")
+    with pytest.raises(ValueError, match="positive"):
+        render(g, cams.K[0], 0, H, c2w=cams.c2w[0])
+    with pytest.raises(ValueError, match=r"\(3,3\)"):
+        render(g, np.eye(4), W, H, c2w=cams.c2w[0])
+
+
+def test_gsplat_backend_reports_missing_install():
+    pytest.importorskip("torch")
+    try:
+        import gsplat  # noqa: F401
+
+        pytest.skip("gsplat is installed")
+    except ImportError:
+        pass
+    g = random_gaussians(5, dtype=torch.float32)
+    cams = orbit_cameras(1, W, H)
+    with pytest.raises(See3DError, match="gsplat"):
+        render(g, cams.K[0], W, H, c2w=cams.c2w[0], backend="gsplat")
