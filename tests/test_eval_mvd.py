@@ -57,7 +57,6 @@ def test_sparse3_with_tiny_mvd_feeds_generated_views_to_3dgs(tiny_setup, tmp_pat
     assert "MVD-generated views" in md and "| scene | transforms |" in md
 
 
-@pytest.mark.slow  # ~10 s more of diffusion on CPU; the sparse test above covers the same generator
 def test_cli_single_view_protocol_with_tiny_mvd(tiny_setup, tmp_path):
     root = tiny_setup
     out = tmp_path / "single"

@@ -53,6 +53,7 @@ def test_optimisation_fits_a_tiny_scene(scene):
 def test_densification_keeps_params_and_adam_state_consistent():
     g = Gaussians.from_points(np.random.default_rng(0).uniform(-1, 1, (100, 3)), sh_degree=1)
     g.log_scales[:50] = np.log(0.5)  # big -> split
+    g.log_scales[50:] = np.log(0.01)  # small -> clone
     sp = SplatParams(g, {"means": 1e-3, "quats": 1e-3, "log_scales": 1e-3, "opacity_logits": 1e-2, "sh_dc": 1e-3, "sh_rest": 1e-3})
     loss = sum(p.square().sum() for p in sp.params.values())
     loss.backward()
@@ -68,11 +69,11 @@ def test_densification_keeps_params_and_adam_state_consistent():
         st = sp.optimizer.state[p]
         assert st["exp_avg"].shape == p.shape and st["exp_avg_sq"].shape == p.shape
     # split children are 1.6x smaller than their parent
-    assert torch.allclose(sp.params["log_scales"][-4:].exp(), torch.full((4, 3), 0.5 / 1.6))
+    assert torch.allclose(sp.params["log_scales"][-4:].exp(), torch.full((4, 3), 0.5 / 1.6), rtol=2e-3)
     # budget: no growth past max_gaussians
     n = len(sp)
     densify_and_prune(sp, torch.ones(n), 1.0, 0.5, 0.1, 0.005, max_gaussians=n + 2, prune_big=False, generator=torch.Generator())
-    assert len(sp) <= n + 2 + 0
+    assert len(sp) <= n + 2
 
 
 def test_checkpoint_resume_continues_identically(scene, tmp_path):

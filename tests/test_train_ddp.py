@@ -22,7 +22,8 @@ from see3d.train.trainer import train
 
 from see3d.train.data import ClipDataset, collate, find_clips
 from see3d.train.encoders import ContextEncoder, load_vae
-from see3d.train.trainer import build_noise_scheduler, build_unet, compute_loss, condition_config
+from see3d.train.build import build_noise_scheduler, build_unet, condition_config
+from see3d.train.trainer import compute_loss
 
 o = tiny_overrides({data!r}, {out!r}, {unet!r}, max_steps=10, checkpoint_every=100, lr_warmup_steps=0, learning_rate=2e-3, num_refs=[1])
 cfg = small_train_config(o.pop("data"), o.pop("output_dir"), **o)

@@ -33,13 +33,19 @@ import numpy as np
 from see3d.curation.flow import FlowBackend
 
 
+_F_METHODS = {"ransac": cv2.FM_RANSAC, "lmeds": cv2.FM_LMEDS, "magsac": cv2.USAC_MAGSAC, "accurate": cv2.USAC_ACCURATE}
+
+
 @dataclass
 class DynamicConfig:
     """Stage 3 settings (pixel thresholds are at the analysis resolution, see SampleConfig.short_side)."""
 
-    max_pairs: int = field(default=0, metadata={"help": "frame pairs analysed per clip, evenly spread (0 = all)"})
+    pair_step: int = field(default=2, metadata={"help": "analyse every n-th pair of consecutive sampled frames"})
+    max_pairs: int = field(default=0, metadata={"help": "at most this many pairs per clip, evenly spread (0 = no limit)"})
     ransac_points: int = field(default=500, metadata={"help": "flow matches given to the F-matrix RANSAC (official: 500)"})
     ransac_px: float = field(default=1.0, metadata={"help": "RANSAC inlier threshold, pixels"})
+    ransac_iters: int = field(default=1000, metadata={"help": "RANSAC iterations"})
+    f_method: str = field(default="ransac", metadata={"help": "F estimator: ransac | lmeds | magsac | accurate (OpenCV USAC variants)"})
     sampson_px: float = field(default=1.5, metadata={"help": "Sampson distance above which a pixel is dynamic, pixels (plus sampson_rel)"})
     sampson_rel: float = field(default=0.1, metadata={"help": "added to sampson_px per pixel of median flow (flow errors grow with displacement)"})
     texture: float = field(default=1e-4, metadata={"help": "smallest structure-tensor eigenvalue (grey in [0,1], 5x5) of a trusted flow pixel"})
@@ -47,10 +53,10 @@ class DynamicConfig:
     static_flow_px: float = field(default=0.3, metadata={"help": "median flow below which the camera is taken as still (no F)"})
     border: float = field(default=0.03, metadata={"help": "ignored image border, fraction of the short side"})
     blob_kernel: int = field(default=5, metadata={"help": "closing kernel joining dynamic pixels into blobs, pixels"})
-    min_blob: float = field(default=0.004, metadata={"help": "smallest dynamic blob kept, fraction of the image"})
+    min_blob: float = field(default=0.006, metadata={"help": "smallest dynamic blob kept, fraction of the image"})
     frame_area: float = field(default=0.02, metadata={"help": "dynamic area above which a pair counts as dynamic"})
-    frames_drop: float = field(default=0.15, metadata={"help": "drop when at least this fraction of pairs is dynamic"})
-    area_drop: float = field(default=0.006, metadata={"help": "drop when the mean dynamic area reaches this"})
+    frames_drop: float = field(default=0.3, metadata={"help": "drop when at least this fraction of pairs is dynamic"})
+    area_drop: float = field(default=0.008, metadata={"help": "drop when the mean dynamic area reaches this"})
 
 
 @dataclass
@@ -151,7 +157,7 @@ def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng:
     if len(idx) >= 16 and med >= cfg.static_flow_px:
         pick = rng.choice(idx, size=min(cfg.ransac_points, len(idx)), replace=False)
         p1, p2 = x1.reshape(-1, 2)[pick].astype(np.float64), x2.reshape(-1, 2)[pick].astype(np.float64)
-        F, _ = cv2.findFundamentalMat(p1, p2, cv2.FM_RANSAC, cfg.ransac_px, 0.999, 1000)
+        F, _ = cv2.findFundamentalMat(p1, p2, _F_METHODS[cfg.f_method], cfg.ransac_px, 0.999, cfg.ransac_iters)
         if F is not None and F.shape == (3, 3):
             err = sampson_distance(F, x1, x2)
     if err is None:  # no usable F: the rigid model is a still camera
@@ -167,14 +173,13 @@ def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng:
     return mask, thr
 
 
-def pair_indices(num_frames: int, max_pairs: int) -> list[int]:
-    """First-frame indices of the analysed consecutive pairs, evenly spread."""
-    n = num_frames - 1
-    if n <= 0:
-        return []
-    if max_pairs <= 0 or n <= max_pairs:
-        return list(range(n))
-    return sorted({int(round(x)) for x in np.linspace(0, n - 1, max_pairs)})
+def pair_indices(num_frames: int, step: int = 1, max_pairs: int = 0) -> list[int]:
+    """First-frame indices of the analysed consecutive pairs: every ``step``-th, at most ``max_pairs``
+    evenly spread (0 = no limit)."""
+    idx = list(range(0, max(num_frames - 1, 0), max(1, step)))
+    if max_pairs > 0 and len(idx) > max_pairs:
+        idx = [idx[int(round(x))] for x in np.linspace(0, len(idx) - 1, max_pairs)]
+    return idx
 
 
 def analyse_dynamic(frames: np.ndarray, flow: FlowBackend, cfg: DynamicConfig, seed: int = 0) -> DynamicStats:
@@ -184,7 +189,7 @@ def analyse_dynamic(frames: np.ndarray, flow: FlowBackend, cfg: DynamicConfig, s
     h, w = frames.shape[1:3]
     cy0, cy1, cx0, cx1 = h // 4, (3 * h) // 4, w // 4, (3 * w) // 4
     area, center, fbc, mags, scores = [], [], [], [], []
-    for i in pair_indices(len(frames), cfg.max_pairs):
+    for i in pair_indices(len(frames), cfg.pair_step, cfg.max_pairs):
         fwd, bwd = flow.pair(frames[i], frames[i + 1])
         cons = fb_consistency(fwd, bwd)
         rel = reliable_pixels(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), cons, cfg)

@@ -41,7 +41,7 @@ class DISFlow:
 
     _PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
-    def __init__(self, preset: str = "fast"):
+    def __init__(self, preset: str = "medium"):
         if preset not in self._PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {sorted(self._PRESETS)}")
         self.name = f"dis-{preset}"
@@ -157,7 +157,7 @@ class RaftSmallFlow:
         return out[0], out[1]
 
 
-def make_flow_backend(name: str = "dis", raft_weights: str | Path | None = None, raft_iters: int = 12, dis_preset: str = "fast", device: str = "cpu") -> FlowBackend:
+def make_flow_backend(name: str = "dis", raft_weights: str | Path | None = None, raft_iters: int = 12, dis_preset: str = "medium", device: str = "cpu") -> FlowBackend:
     """``dis`` (default, no weights) or ``raft`` (needs ``raft_weights``: path to ``raft-small.pth``)."""
     if name == "dis":
         return DISFlow(dis_preset)

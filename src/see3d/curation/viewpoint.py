@@ -12,9 +12,10 @@ the tracks allow). For each pair (r(t), t):
 Clip values are the largest over pairs, divided by the image diagonal. Decision:
 
 - motion < ``static_motion``                        -> ``static_camera`` (essentially no motion);
-- parallax < ``min_parallax`` and motion >= ``small_motion`` -> ``rotation_only`` (the image moves a
-  lot, yet one homography explains it: a pan/tilt about the optical centre);
-- parallax < ``min_parallax`` or motion < ``small_motion``   -> ``small_motion``;
+- parallax low (< ``min_parallax``, or < ``min_parallax_ratio`` x motion: what remains after the
+  homography is only tracking drift) and motion >= ``small_motion`` -> ``rotation_only`` (the image
+  moves a lot, yet one homography explains it: a pan/tilt about the optical centre);
+- parallax low and motion < ``small_motion``     -> ``small_motion``;
 - fewer than ``min_tracks`` tracks                  -> ``small_motion`` (viewpoint change not measurable).
 
 A camera translating over a planar scene (e.g. a drone over flat ground) is also explained by a
@@ -38,7 +39,8 @@ class ViewpointConfig:
 
     static_motion: float = field(default=5e-5, metadata={"help": "largest motion (/diagonal) still counted as a static camera"})
     small_motion: float = field(default=0.02, metadata={"help": "motion (/diagonal) below which low parallax means small_motion rather than rotation_only"})
-    min_parallax: float = field(default=0.008, metadata={"help": "parallax (/diagonal) needed for 3D; below it: rotation_only or small_motion"})
+    min_parallax: float = field(default=0.016, metadata={"help": "parallax (/diagonal) needed for 3D; below it: rotation_only or small_motion"})
+    min_parallax_ratio: float = field(default=0.1, metadata={"help": "parallax / motion needed for 3D (a pure rotation leaves only tracking drift)"})
     parallax_percentile: float = field(default=90.0, metadata={"help": "percentile of homography residuals taken as the pair's parallax"})
     ransac_px: float = field(default=1.0, metadata={"help": "homography RANSAC threshold, pixels"})
     min_common: int = field(default=20, metadata={"help": "fewest shared tracks for a frame pair"})
@@ -97,7 +99,7 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
         reason, msg = labels.SMALL_MOTION, f"only {n} trackable points: viewpoint change not measurable"
     elif motion < cfg.static_motion:
         reason, msg = labels.STATIC_CAMERA, f"motion {motion:.5f} < {cfg.static_motion} of the diagonal"
-    elif parallax < cfg.min_parallax:
+    elif parallax < cfg.min_parallax or parallax < cfg.min_parallax_ratio * motion:
         if motion >= cfg.small_motion:
             reason, msg = labels.ROTATION_ONLY, f"motion {motion:.3f} but parallax {parallax:.4f} < {cfg.min_parallax}: a homography explains it"
         else:

@@ -47,7 +47,7 @@ class ReconstructConfig:
     densify_grad: float = field(default=2e-4, metadata={"help": "view-space positional gradient (NDC) above which splats are cloned/split"})
     percent_dense: float = field(default=0.01, metadata={"help": "splats larger than this fraction of the scene extent are split, smaller ones cloned"})
     prune_opacity: float = field(default=0.005, metadata={"help": "prune splats whose opacity falls below this"})
-    opacity_reset_every: int | None = field(default=None, metadata={"help": "steps between opacity resets while densifying (default iters/10; 0 = never)"})
+    opacity_reset_every: int | None = field(default=None, metadata={"help": "steps between opacity resets while densifying (default max(100, iters/10); 0 = never)"})
     max_gaussians: int = field(default=1_000_000, metadata={"help": "densification stops adding splats past this count"})
     # bookkeeping
     checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (0 = only at the end)"})
@@ -89,4 +89,5 @@ class ReconstructConfig:
 
     @property
     def opacity_reset_interval(self) -> int:
-        return max(1, self.iters // 10) if self.opacity_reset_every is None else self.opacity_reset_every
+        # opacities need ~100 steps to recover from a reset, so short runs reset less often than 3DGS's 1/10
+        return max(100, self.iters // 10) if self.opacity_reset_every is None else self.opacity_reset_every

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from see3d.errors import See3DError
 from see3d.geometry.cameras import Cameras
 from see3d.io.atomic import atomic_path
 from see3d.io.video import write_video
@@ -145,18 +146,26 @@ def extract_mesh(
         pc = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0] * z, (r + 0.5 - K[1, 2]) / K[1, 1] * z, z], 1)
         pts.append(pc @ cameras.c2w[v, :3, :3].T + cameras.c2w[v, :3, 3])
     if not pts:
-        raise ValueError("extract_mesh: the splats cover no pixel of the given cameras; nothing to mesh")
+        raise See3DError("extract_mesh: the splats cover no pixel of the given cameras; nothing to mesh")
     allp = np.concatenate(pts)
     lo, hi = np.percentile(allp, 1, axis=0), np.percentile(allp, 99, axis=0)
     pad = 0.05 * (hi - lo).max()
     tsdf, weight, color, voxel, origin = tsdf_fuse(depths_np, rgbs_np, cameras, (lo - pad, hi + pad), resolution)
     if not ((tsdf < 0) & (weight > 0)).any() or not ((tsdf > 0) & (weight > 0)).any():
-        raise ValueError("extract_mesh: the fused volume has no zero crossing; nothing to mesh")
+        raise See3DError("extract_mesh: the fused volume has no zero crossing; nothing to mesh")
     verts, faces, _, _ = marching_cubes(tsdf, level=0.0, mask=weight > 0)
+    # drop faces in cubes that touch never-observed voxels (their default value makes spurious walls)
+    seen = weight > 0
+    base = np.clip(np.floor(verts).astype(int), 0, np.array(tsdf.shape) - 2)
+    ok_v = np.logical_and.reduce([seen[base[:, 0] + i, base[:, 1] + j, base[:, 2] + k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    faces = faces[ok_v[faces].all(1)]
+    if len(faces) == 0:
+        raise See3DError("extract_mesh: no surface inside the observed volume; nothing to mesh")
     vidx = np.clip(np.round(verts).astype(int), 0, np.array(tsdf.shape) - 1)
     vcol = np.clip(color[vidx[:, 0], vidx[:, 1], vidx[:, 2]] * 255, 0, 255).astype(np.uint8)
-    # marching cubes orients faces towards increasing values (free space); flip so normals face the cameras
-    mesh = trimesh.Trimesh(verts * voxel + origin, faces[:, ::-1], vertex_colors=vcol, process=False)
+    # skimage's default winding puts the normals towards increasing values: free space, i.e. the cameras
+    mesh = trimesh.Trimesh(verts * voxel + origin, faces, vertex_colors=vcol, process=False)
+    mesh.remove_unreferenced_vertices()
     with atomic_path(path) as tmp:
         mesh.export(str(tmp), file_type=path.suffix.lstrip(".").lower())
     log.info("mesh: %d vertices, %d faces -> %s", len(mesh.vertices), len(mesh.faces), path)

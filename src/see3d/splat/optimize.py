@@ -114,7 +114,22 @@ class SplatTrainer:
         return math.exp((1 - t) * math.log(lr0) + t * math.log(lr1))
 
     def train_step(self) -> dict[str, float]:
-        """One optimisation step on one view; returns {"loss", "psnr", "num"}."""
+        """One optimisation step on one view; returns {"loss", "psnr", "num"}.
+
+        On CPU, torch runs single-threaded during the step (its ops here are small; the numba
+        kernels use every core): intra-op threads that wait on each other cost up to 6x wall time on
+        a busy machine.
+        """
+        if self.device.type != "cpu":
+            return self._train_step()
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._train_step()
+        finally:
+            torch.set_num_threads(old)
+
+    def _train_step(self) -> dict[str, float]:
         cfg = self.cfg
         i = self._next_view()
         self.sp.set_lr("means", self._means_lr())

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import math
 
+import contextlib
+
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -24,6 +27,19 @@ from numba import njit, prange
 from see3d.splat.project import ALPHA_MAX, ALPHA_MIN, T_MIN
 
 TILE = 16
+MIN_TILES_PER_THREAD = 8  # below this, thread wake-ups cost more than they save
+
+
+@contextlib.contextmanager
+def _numba_threads_for(num_tiles: int):
+    """Use fewer numba threads for tiny images (thread-local setting, restored afterwards)."""
+    old = numba.get_num_threads()
+    want = max(1, min(old, num_tiles // MIN_TILES_PER_THREAD))
+    numba.set_num_threads(want)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 @njit(cache=True)
@@ -246,7 +262,8 @@ class _RasterizeCPU(torch.autograd.Function):
         depth = np.empty((height, width), dtype)
         T = np.empty((height, width), dtype)
         last = np.empty((height, width), np.int64)
-        _forward(*arrs, rects_np, offsets, ids, width, height, tile, rgb, depth, T, last)
+        with _numba_threads_for(len(offsets) - 1):
+            _forward(*arrs, rects_np, offsets, ids, width, height, tile, rgb, depth, T, last)
         ctx.saved = (arrs, rects_np, offsets, ids, T, last, width, height, tile)
         return torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(1.0 - T)
 
@@ -262,7 +279,8 @@ class _RasterizeCPU(torch.autograd.Function):
         gd = np_grad(g_depth, (height, width))
         ga = np_grad(g_alpha, (height, width))
         pair = np.zeros((len(ids), 10), dtype)
-        _backward(*arrs, rects_np, offsets, ids, width, height, tile, T, last, gr, gd, ga, pair)
+        with _numba_threads_for(len(offsets) - 1):
+            _backward(*arrs, rects_np, offsets, ids, width, height, tile, T, last, gr, gd, ga, pair)
         out = np.zeros((len(arrs[0]), 10), dtype)
         _reduce_pairs(ids, pair, out)
         o = torch.from_numpy(out)

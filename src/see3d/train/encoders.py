@@ -34,7 +34,8 @@ def load_vae(latent_space: str, vae_path: Path | None = None, pixel_unshuffle_fa
 
 
 def latent_channels(vae) -> int:
-    return int(getattr(vae, "latent_channels", None) or vae.config.latent_channels)
+    """Channels of the (scaled) latent: AutoencoderKL's ``config.latent_channels`` or the stand-in's property."""
+    return int(vae.config.get("latent_channels") or vae.latent_channels)
 
 
 @torch.no_grad()

@@ -142,7 +142,7 @@ def evaluate_small(models: dict[str, tuple[Path, bool]], out: str | Path, cfg: E
     out.mkdir(parents=True, exist_ok=True)
     scenes = heldout_scenes(cfg, out)
     rows: dict[str, dict[str, list[float]]] = {}
-    examples: dict[str, list[np.ndarray]] = {"truth": [s.targets[-1] for s in scenes], "warp": [s.warps[-1] for s in scenes]}
+    examples: dict[str, list[np.ndarray]] = {"truth": [s.targets[-1] for s in scenes]}
 
     def add(name: str, preds: list[np.ndarray], secs: float) -> None:
         acc: dict[str, list[float]] = {}

@@ -73,7 +73,7 @@ class PixelUnshuffleVAE(ModelMixin, ConfigMixin):
         return self.decode(self.encode(x).latent_dist.mode()).sample
 
 
-def small_unet_config(latent_channels: int = 48, model_channels: int = 64, context_dim: int = 32) -> dict:
+def small_unet_config(latent_channels: int = 48, model_channels: int = 32, context_dim: int = 32) -> dict:
     """Constructor kwargs of a tiny :class:`see3d.models.mv_unet.MultiViewUNet` for 16x16 latents.
 
     Three levels (16, 8, 4) with multi-view attention at 16 and 8 (the SD-2.1 pattern at small scale).

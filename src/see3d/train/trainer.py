@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,29 +26,18 @@ from pathlib import Path
 import torch
 
 from see3d.config import config_to_dict, save_config
-from see3d.errors import InputError, WeightsError
+from see3d.errors import InputError
 from see3d.io.atomic import write_text_atomic
 from see3d.log import get_logger, progress
-from see3d.train.checkpoint import ema_weights, latest_checkpoint, load_checkpoint, replace_dir, save_checkpoint, save_model_folder
+from see3d.train.build import build_noise_scheduler, build_unet, condition_config, with_random_encoders
+from see3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from see3d.train.config import TrainConfig
 from see3d.train.data import ClipDataset, StepBatchSampler, collate, find_clips
 from see3d.train.encoders import ContextEncoder, encode_posterior, latent_channels, load_vae, sample_posterior
+from see3d.train.export import export_model
 
 log = get_logger(__name__)
 
-# SD-2.1-base / MVDream UNet hyper-parameters with the See3D 9-channel input (spec: official_release §1.1).
-SD21_UNET_CONFIG = {
-    "image_size": 32,
-    "in_channels": 9,
-    "model_channels": 320,
-    "out_channels": 4,
-    "num_res_blocks": 2,
-    "attention_resolutions": [4, 2, 1],
-    "channel_mult": [1, 2, 4, 4],
-    "num_head_channels": 64,
-    "transformer_depth": 1,
-    "context_dim": 1024,
-}
 LOSS_LOG = "loss_log.jsonl"
 
 
@@ -64,66 +52,6 @@ class TrainResult:
     finished: bool
     losses: list[tuple[int, float]] = field(default_factory=list)
     unet: torch.nn.Module | None = None
-
-
-# --------------------------------------------------------------------------------------------- parts
-def build_noise_scheduler(cfg: TrainConfig):
-    """DDPMScheduler for training: from ``cfg.scheduler`` (folder or json) or the official settings
-    (scaled_linear 0.00085-0.012, 1000 steps, zero-SNR rescale); prediction type from the config."""
-    from diffusers import DDPMScheduler
-
-    if cfg.scheduler is not None:
-        path = cfg.scheduler / "scheduler_config.json" if cfg.scheduler.is_dir() else cfg.scheduler
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(path, f"not a readable scheduler config ({e})") from e
-        keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
-        base = {k: raw[k] for k in keys if k in raw}
-        if "prediction_type" in raw and raw["prediction_type"] != cfg.prediction_type:
-            log.warning("%s says prediction_type=%s; training with %s as configured", path, raw["prediction_type"], cfg.prediction_type)
-    else:
-        base = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
-    return DDPMScheduler(**base, prediction_type=cfg.prediction_type, rescale_betas_zero_snr=cfg.rescale_zero_snr, clip_sample=False)
-
-
-def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None):
-    """The UNet to train (float32), from ``cfg.init_from`` / ``cfg.unet_config`` / the small preset.
-
-    ``init_from`` may be a See3D UNet folder with the right input width (loaded as is), a UNet folder or
-    LDM checkpoint file with a 4-channel input (SD-2.1 / MVDream: widened, new channels zero).
-    """
-    from see3d.models import MultiViewUNet, init_from_ldm_unet, load_mv_unet
-    from see3d.models.loading import find_weights_file, read_unet_config
-
-    in_ch = 2 * latent_ch + 1
-    if cfg.unet_config is not None:
-        try:
-            base = json.loads(Path(cfg.unet_config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(cfg.unet_config, f"not a readable UNet config ({e})") from e
-    elif cfg.preset == "small":
-        from see3d.train.small_model import small_unet_config
-
-        base = small_unet_config(latent_ch, context_dim=context_dim or 32)
-    else:
-        base = dict(SD21_UNET_CONFIG)
-    if cfg.init_from is not None:
-        src = Path(cfg.init_from)
-        if not src.exists():
-            raise WeightsError(src, "--init-from not found")
-        if src.is_dir():
-            folder_cfg = read_unet_config(src)
-            if folder_cfg["in_channels"] == in_ch and folder_cfg["out_channels"] == latent_ch:
-                model = load_mv_unet(src)  # an official See3D UNet (or a checkpoint of ours)
-                return model.train()
-            base, src = {**folder_cfg}, find_weights_file(src)
-        base = {**base, "in_channels": in_ch, "out_channels": latent_ch}
-        model = MultiViewUNet.from_config({k: v for k, v in base.items() if not k.startswith("_")})
-        init_from_ldm_unet(model, src)
-        return model.train()
-    base = {**base, "in_channels": in_ch, "out_channels": latent_ch}
-    return MultiViewUNet.from_config({k: v for k, v in base.items() if not k.startswith("_")}).train()
 
 
 def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
@@ -179,7 +107,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
     if cfg.context == "encoders" and cfg.random_encoders:
-        cfg = _with_random_encoders(cfg, accelerator)
+        cfg = with_random_encoders(cfg, accelerator)
     if accelerator.is_main_process:
         save_config(cfg, out / "train_config.json")
 
@@ -221,8 +149,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         unet.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=cfg.adam_epsilon
     )
     lr_sched = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * world, num_training_steps=cfg.max_steps * world)
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is not None:  # the data loader is not prepared by accelerate, so DeepSpeed needs the micro-batch size here
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     unet, optimizer, lr_sched = accelerator.prepare(unet, optimizer, lr_sched)
     raw_unet = accelerator.unwrap_model(unet)
+    sharded = _params_sharded(accelerator)
+    if sharded and cfg.use_ema:
+        raise InputError(None, "EMA needs whole parameters on every process: use DDP or DeepSpeed ZeRO-2 (not FSDP / ZeRO-3), or --no-use-ema")
     ema = EMAModel(raw_unet.parameters(), decay=cfg.ema_decay) if cfg.use_ema else None
     if ema is not None:
         ema.to(device)
@@ -300,11 +234,29 @@ def train(cfg: TrainConfig) -> TrainResult:
     finished = step >= cfg.max_steps
     unet_dir = None
     accelerator.wait_for_everyone()
+    export_unet = raw_unet
+    if sharded:  # gather the full weights (a collective call) into an unsharded copy on the main process
+        full = accelerator.get_state_dict(unet)
+        if accelerator.is_main_process:
+            from see3d.models import MultiViewUNet
+
+            export_unet = MultiViewUNet.from_config(raw_unet.config)
+            export_unet.load_state_dict(full)
     if accelerator.is_main_process:
-        unet_dir = export_model(raw_unet, ema, out, vae, noise_scheduler, cfg, context)
+        unet_dir = export_model(export_unet, ema, out, vae, noise_scheduler, cfg, context)
         log.info("%s at step %d; model in %s", "finished" if finished else f"stopped ({stop_reason})", step, unet_dir)
     accelerator.end_training()
     return TrainResult(out, unet_dir, step, finished, losses, raw_unet)
+
+
+def _params_sharded(accelerator) -> bool:
+    """True when each process holds only a shard of the parameters (FSDP, DeepSpeed ZeRO-3)."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return accelerator.distributed_type == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3
 
 
 def _stop_reason(cfg: TrainConfig, step: int, t_start: float, accelerator) -> str | None:
@@ -320,24 +272,6 @@ def _stop_reason(cfg: TrainConfig, step: int, t_start: float, accelerator) -> st
         if float(broadcast(flag, from_process=0).item()) > 0:
             return "stop_after_minutes"
     return None
-
-
-def condition_config(cfg: TrainConfig, vae):
-    """The :class:`see3d.conditioning.TrainingConditionConfig` of a run.
-
-    ``condition_noise=False`` is the paper's mask-only ablation (MV-UnPoseM): the condition is the masked
-    clean latent with no time-dependent noise and no mixture. It is expressed with the same function by
-    setting t' = t // 10^9 = 0 (the lowest noise level, std sqrt(1 - a_0) = 0.03) and a constant weight
-    w(t') = 1.
-    """
-    from see3d.conditioning import TrainingConditionConfig
-    from see3d.conditioning.visual_condition import DecayParams
-
-    factor = int(getattr(vae.config, "factor", 0) or 2 ** (len(getattr(vae.config, "block_out_channels", [0] * 4)) - 1))
-    kw = {"cond_drop_prob": cfg.cond_dropout, "prediction_type": cfg.prediction_type, "mask_upscale": factor}
-    if not cfg.condition_noise:
-        kw.update(time_ratio=10**9, decay=DecayParams(t_peak=1.0, t_end=0.0, value=1.0, rate=0.0))
-    return TrainingConditionConfig(**kw)
 
 
 def compute_loss(batch: dict, unet, vae, context, noise_scheduler, cond_cfg, generator: torch.Generator, device, return_inputs: bool = False):
@@ -378,63 +312,3 @@ def _merge_inputs(parts):
         v = getattr(first, f.name)
         merged[f.name] = torch.cat([getattr(p, f.name) for p in parts]) if isinstance(v, torch.Tensor) else v
     return type(first)(**merged)
-
-
-def _with_random_encoders(cfg: TrainConfig, accelerator) -> TrainConfig:
-    """Write (once, main process) tiny random CLIP encoders into <output>/encoders and point the config at them."""
-    import dataclasses
-
-    from see3d.pipelines.tiny import write_tiny_see3d
-
-    folder = cfg.output_dir / "encoders"
-    if accelerator.is_main_process and not (folder / "text_encoder" / "config.json").is_file():
-        tmp = folder.with_name(".tmp-encoders")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_tiny_see3d(tmp, seed=cfg.seed, variants=())
-        replace_dir(tmp, folder)
-    accelerator.wait_for_everyone()
-    return dataclasses.replace(
-        cfg, tokenizer=folder / "tokenizer", text_encoder=folder / "text_encoder", image_encoder=folder / "CLIP-ViT-H-14-laion2B-s32B-b79K"
-    )
-
-
-def inference_scheduler(noise_scheduler, cfg: TrainConfig):
-    """The DDIM sampler matching the training schedule (the See3D pipeline's trailing timesteps)."""
-    from see3d.pipelines.schedule import make_scheduler
-
-    c = dict(noise_scheduler.config)
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
-    conf = {k: c[k] for k in keys if k in c}
-    conf.update(steps_offset=1, clip_sample=False, set_alpha_to_one=False, rescale_betas_zero_snr=cfg.rescale_zero_snr, timestep_scaling="trailing")
-    return make_scheduler(conf, official=False)
-
-
-def export_model(raw_unet, ema, out: Path, vae=None, noise_scheduler=None, cfg: TrainConfig | None = None, context=None) -> Path:
-    """Write ``out/unet`` (EMA weights when EMA is on; ``out/unet_nonema`` then holds the raw ones), and
-    for the pixel-unshuffle space ``out/vae``; also ``out/scheduler``. With ``cfg.export_pipeline`` and text +
-    image encoders, also ``out/pipeline``: a complete :class:`See3DPipeline` folder (``from_pretrained``).
-    Returns ``out/unet``."""
-    out = Path(out)
-    if ema is not None:
-        save_model_folder(raw_unet, out / "unet_nonema")
-    with ema_weights(raw_unet, ema):
-        unet_dir = save_model_folder(raw_unet, out / "unet")
-        if cfg is not None and cfg.export_pipeline:
-            if context is None or context.image_model is None or noise_scheduler is None or vae is None:
-                log.warning("export_pipeline needs the text and image encoders (context 'encoders' with an image encoder); skipped")
-            else:
-                from see3d.pipelines.see3d_pipeline import See3DPipeline
-
-                pipe = See3DPipeline(
-                    vae=vae, text_encoder=context.text_encoder, tokenizer=context.tokenizer, unet=raw_unet,
-                    scheduler=inference_scheduler(noise_scheduler, cfg), feature_extractor=context.processor, image_encoder=context.image_model,
-                )  # fmt: skip
-                tmp = out / ".tmp-pipeline"
-                shutil.rmtree(tmp, ignore_errors=True)
-                pipe.save_pretrained(str(tmp), safe_serialization=True)
-                replace_dir(tmp, out / "pipeline")
-    if vae is not None and cfg is not None and cfg.latent_space == "pixel_unshuffle":
-        save_model_folder(vae, out / "vae")
-    if noise_scheduler is not None:
-        write_text_atomic(out / "scheduler" / "scheduler_config.json", noise_scheduler.to_json_string())
-    return unet_dir

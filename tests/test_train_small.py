@@ -1,0 +1,115 @@
+"""Small-config pieces: the pixel-unshuffle VAE, presets and CLI parsing, the VAE latent cache, held-out evaluation."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from see3d.cli import build_parser, main
+from see3d.commands.train import config_from_args
+from see3d.train.small_model import PixelUnshuffleVAE, small_train_config, small_unet_config
+from train_helpers import make_videos
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_pixel_unshuffle_vae_is_exactly_invertible_and_reloads(tmp_path):
+    vae = PixelUnshuffleVAE(factor=4)
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    post = vae.encode(x).latent_dist
+    assert post.mean.shape == (2, 48, 16, 8) and torch.count_nonzero(post.std) == 0
+    assert torch.equal(post.sample(), post.mean)
+    assert torch.equal(vae.decode(post.mean).sample, x)
+    # a 4x4 block of one pixel colour maps to the channels of one latent position
+    assert torch.equal(post.mean[0, :16, 0, 0], x[0, 0, :4, :4].flatten())
+    assert vae.config.block_out_channels == [3, 12, 48]  # 2 ** (len - 1) = 4, as AutoencoderKL's factor
+    vae.save_pretrained(str(tmp_path / "vae"))
+    again = PixelUnshuffleVAE.from_pretrained(str(tmp_path / "vae"))
+    assert again.config.factor == 4 and again.latent_channels == 48
+    with pytest.raises(ValueError, match="divisible"):
+        vae.encode(torch.zeros(1, 3, 30, 32))
+    with pytest.raises(ValueError, match="power of two"):
+        PixelUnshuffleVAE(factor=3)
+
+
+def test_small_preset_and_cli_overrides(tmp_path):
+    cfg = small_train_config(tmp_path, tmp_path / "out")
+    assert (cfg.resolution, cfg.num_frames, cfg.latent_space, cfg.context, cfg.random_encoders) == (64, 5, "pixel_unshuffle", "encoders", True)
+    assert small_unet_config(48)["in_channels"] == 97
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", str(tmp_path), "--preset", "small", "--max-steps", "7", "--no-condition-noise"])
+    cfg = config_from_args(args)
+    assert cfg.max_steps == 7 and cfg.condition_noise is False and cfg.resolution == 64  # given options override the preset
+    args = parser.parse_args(["train", "--data", str(tmp_path), "--init-from", str(tmp_path / "u"), "--vae", str(tmp_path / "v"), "--context", "zero"])
+    full = config_from_args(args)
+    assert full.resolution == 512 and full.num_frames == 5 and full.learning_rate == 1e-5 and full.prediction_type == "v_prediction"
+
+
+def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
+    assert main(["train", "--preset", "small", "--data", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "o")]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--num-frames", "4", "--num-refs", "4", "--context", "zero", "--unet-config", "x", "--vae", "v"]) == 1
+    assert "num_refs" in capsys.readouterr().err
+
+
+def test_base_model_fills_component_paths(tmp_path):
+    from see3d.train.config import TrainConfig
+
+    for sub in ("vae", "tokenizer", "text_encoder", "scheduler", "CLIP-ViT-H-14-laion2B-s32B-b79K"):
+        (tmp_path / "base" / sub).mkdir(parents=True)
+    cfg = TrainConfig(data=tmp_path, base_model=tmp_path / "base", tokenizer=tmp_path / "mine").resolved()
+    assert cfg.vae == tmp_path / "base" / "vae" and cfg.tokenizer == tmp_path / "mine"
+    assert cfg.image_encoder == tmp_path / "base" / "CLIP-ViT-H-14-laion2B-s32B-b79K" and cfg.scheduler == tmp_path / "base" / "scheduler"
+
+
+def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from see3d.train.data import ClipDataset, find_clips, resize_frames, to_model_pixels
+    from see3d.train.encoders import encode_posterior
+    from see3d.train.latent_cache import build_latent_cache, read_cached
+    from see3d.train.trainer import train
+
+    data = make_videos(tmp_path / "vids", n=2, frames=6)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 8, 16),
+                        layers_per_block=1, latent_channels=4, norm_num_groups=8)  # fmt: skip
+    vae.save_pretrained(str(tmp_path / "vae"))
+    clips = find_clips(data)
+    assert build_latent_cache(clips, tmp_path / "cache", vae, 32, vae_tag="v") == 2
+    assert build_latent_cache(clips, tmp_path / "cache", vae, 32, vae_tag="v") == 0  # complete files are reused
+    from see3d.train.data import load_clip_frames
+
+    frames = resize_frames(load_clip_frames(clips[1]), 32)
+    mean, std = encode_posterior(vae, to_model_pixels(frames))
+    cached = read_cached(tmp_path / "cache", clips[1].key, [4, 1])
+    assert torch.allclose(cached["mean"], mean[[4, 1]], atol=2e-3) and torch.allclose(cached["std"], std[[4, 1]], atol=2e-3)
+    item = ClipDataset(clips, 3, [1], resolution=32, latent_cache_dir=tmp_path / "cache")[0]
+    assert item["latent_mean"].shape == (3, 4, 8, 8) and "pixels" not in item
+
+    unet = tmp_path / "unet.json"
+    unet.write_text(json.dumps({"image_size": 8, "in_channels": 9, "model_channels": 32, "out_channels": 4, "num_res_blocks": 1,
+                                "attention_resolutions": [1], "channel_mult": [1, 1], "num_head_channels": 16, "context_dim": 8}))  # fmt: skip
+    res = train(small_train_config(data, tmp_path / "out", latent_space="vae", vae=tmp_path / "vae", cache_latents=True, unet_config=unet,
+                                   resolution=32, num_frames=3, context="zero", context_tokens=2, export_pipeline=False, max_steps=2))  # fmt: skip
+    assert res.finished and all(np.isfinite(v) for _, v in res.losses)
+    assert len(list((tmp_path / "out" / "latent_cache").glob("*.safetensors"))) == 2
+
+
+def test_heldout_evaluation_with_telea(tmp_path):
+    from see3d.train.evaluate_small import EvalSmallConfig, evaluate_small
+
+    res = evaluate_small({}, tmp_path / "ev", EvalSmallConfig(n_scenes=2, size=32, frames=8, target_offsets=[3, 7]))
+    s = res["summary"]
+    assert set(s) == {"warp only (holes black)", "OpenCV Telea inpainting"} and s["OpenCV Telea inpainting"]["views"] == 4
+    # inpainting fills holes better than leaving them black; visible pixels are the same warp in both
+    assert s["OpenCV Telea inpainting"]["hole_psnr"] > s["warp only (holes black)"]["hole_psnr"]
+    assert 0 < s["OpenCV Telea inpainting"]["hole_frac"] < 1
+    assert (tmp_path / "ev" / "results.md").read_text().count("|") > 10 and (tmp_path / "ev" / "examples.png").is_file()
