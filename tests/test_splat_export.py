@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from splat_scenes import orbit_cameras, synthetic_views
 
 from see3d.cli import main
 from see3d.errors import See3DError
@@ -15,6 +14,7 @@ from see3d.geometry.cameras import Cameras, look_at
 from see3d.io.video import probe_video
 from see3d.splat.export import extract_mesh, flythrough_path, write_flythrough
 from see3d.splat.gaussians import Gaussians, read_ply
+from splat_scenes import orbit_cameras, synthetic_views
 
 
 def _sphere_splats(n: int = 6000, radius: float = 1.0) -> Gaussians:
@@ -34,19 +34,19 @@ def _ring_cameras(n: int, w: int, h: int) -> Cameras:
 
 
 def test_tsdf_mesh_of_a_sphere(tmp_path):
-    cams = _ring_cameras(6, 64, 48)
-    mesh = extract_mesh(_sphere_splats(), cams, tmp_path / "mesh.ply", resolution=48, backend="cpu")
+    cams = _ring_cameras(5, 64, 48)
+    mesh = extract_mesh(_sphere_splats(), cams, tmp_path / "mesh.ply", resolution=40, backend="cpu")
     r = np.linalg.norm(mesh.vertices, axis=1)
     assert len(mesh.faces) > 500
     assert abs(np.median(r) - 1.0) < 0.08  # on the splats (the rendered surface is ~1.5 sigma outside their centres)
-    assert np.percentile(r, 95) - np.percentile(r, 5) < 0.06  # one clean shell, no inner or outer walls
+    assert np.percentile(r, 95) - np.percentile(r, 5) < 0.08  # one clean shell ~1.5 voxels thick, no inner or outer walls
     n = mesh.vertex_normals
     assert np.mean(np.sum(n * mesh.vertices, 1) > 0) > 0.9  # normals point outwards (towards the cameras)
     import trimesh
 
     back = trimesh.load(tmp_path / "mesh.ply")
     assert len(back.vertices) == len(mesh.vertices)
-    extract_mesh(_sphere_splats(), cams, tmp_path / "mesh.glb", resolution=24, backend="cpu")
+    extract_mesh(_sphere_splats(), cams[:4], tmp_path / "mesh.glb", resolution=16, backend="cpu")
     assert (tmp_path / "mesh.glb").read_bytes()[:4] == b"glTF"
 
 

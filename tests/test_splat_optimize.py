@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from splat_scenes import synthetic_views
 
 from see3d.errors import InputError
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.optimize import SplatTrainer, initial_gaussians
+from splat_scenes import synthetic_views
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def scene():
 
 
 def _cfg(**kw) -> ReconstructConfig:
-    base = dict(iters=200, sh_degree=1, init="random", init_points=1500, background=[1.0, 1.0, 1.0], backend="cpu", checkpoint_every=0)
+    base = dict(iters=150, sh_degree=1, init="random", init_points=1500, background=[1.0, 1.0, 1.0], backend="cpu", checkpoint_every=0)
     base.update(kw)
     return ReconstructConfig(**base)
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.recfunctions import repack_fields
 import pytest
 import torch
+from numpy.lib.recfunctions import repack_fields
 from plyfile import PlyData, PlyElement
-from splat_scenes import orbit_cameras, random_gaussians
 
 from see3d.errors import InputError
 from see3d.splat.gaussians import Gaussians, read_ply, write_ply
 from see3d.splat.rasterize import render
+from splat_scenes import orbit_cameras, random_gaussians
 
 
 @pytest.mark.parametrize("degree", [0, 1, 3])

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from splat_scenes import orbit_cameras, random_gaussians
 
 from see3d.errors import See3DError
 from see3d.geometry.cameras import Cameras, look_at
@@ -16,6 +15,7 @@ from see3d.splat.gaussians import SH_C0, Gaussians
 from see3d.splat.project import project
 from see3d.splat.rasterize import render
 from see3d.splat.sh import sh_basis
+from splat_scenes import orbit_cameras, random_gaussians
 
 W, H = 32, 24
 

@@ -113,3 +113,17 @@ def test_heldout_evaluation_with_telea(tmp_path):
     assert s["OpenCV Telea inpainting"]["hole_psnr"] > s["warp only (holes black)"]["hole_psnr"]
     assert 0 < s["OpenCV Telea inpainting"]["hole_frac"] < 1
     assert (tmp_path / "ev" / "results.md").read_text().count("|") > 10 and (tmp_path / "ev" / "examples.png").is_file()
+
+
+def test_pixel_stats_give_unit_variance_latents(tmp_path):
+    from see3d.train.data import find_clips, load_clip_frames, resize_frames
+    from see3d.train.encoders import encode_posterior, load_vae
+    from see3d.train.small_model import pixel_stats
+
+    clips = find_clips(make_videos(tmp_path / "v", n=3, frames=5))
+    mean, std = pixel_stats(clips, 32)
+    px = np.concatenate([resize_frames(load_clip_frames(c), 32) for c in clips]).astype(np.float64) / 127.5 - 1
+    assert mean == pytest.approx(px.mean(), abs=1e-9) and std == pytest.approx(px.std(), abs=1e-9)
+    vae = load_vae("pixel_unshuffle", None, 4, 1 / std, mean)
+    z, _ = encode_posterior(vae, torch.from_numpy(px).permute(0, 3, 1, 2).float())
+    assert abs(float(z.mean())) < 1e-3 and float(z.std()) == pytest.approx(1.0, abs=1e-3)

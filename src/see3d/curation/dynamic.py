@@ -32,7 +32,6 @@ import numpy as np
 
 from see3d.curation.flow import FlowBackend
 
-
 _F_METHODS = {"ransac": cv2.FM_RANSAC, "lmeds": cv2.FM_LMEDS, "magsac": cv2.USAC_MAGSAC, "accurate": cv2.USAC_ACCURATE}
 
 
@@ -42,10 +41,13 @@ class DynamicConfig:
 
     pair_step: int = field(default=2, metadata={"help": "analyse every n-th pair of consecutive sampled frames"})
     max_pairs: int = field(default=0, metadata={"help": "at most this many pairs per clip, evenly spread (0 = no limit)"})
-    ransac_points: int = field(default=500, metadata={"help": "flow matches given to the F-matrix RANSAC (official: 500)"})
-    ransac_px: float = field(default=1.0, metadata={"help": "RANSAC inlier threshold, pixels"})
-    ransac_iters: int = field(default=1000, metadata={"help": "RANSAC iterations"})
-    f_method: str = field(default="ransac", metadata={"help": "F estimator: ransac | lmeds | magsac | accurate (OpenCV USAC variants)"})
+    ransac_points: int = field(default=500, metadata={"help": "flow matches given to the robust F estimator (official: 500)"})
+    f_method: str = field(default="lmeds", metadata={"help": "robust F estimator: lmeds (official) | ransac | magsac | accurate (OpenCV USAC variants)"})
+    ransac_px: float = field(default=1.0, metadata={"help": "RANSAC inlier threshold, pixels (not used by lmeds)"})
+    ransac_iters: int = field(default=1000, metadata={"help": "RANSAC iterations (not used by lmeds)"})
+    refine_rounds: int = field(default=2, metadata={"help": "least-squares refits of F on the matches within refine_px"})
+    refine_points: int = field(default=20000, metadata={"help": "trusted pixels (regularly subsampled) used in the refits"})
+    refine_px: float = field(default=1.0, metadata={"help": "Sampson distance of the matches used in the refits, pixels"})
     sampson_px: float = field(default=1.5, metadata={"help": "Sampson distance above which a pixel is dynamic, pixels (plus sampson_rel)"})
     sampson_rel: float = field(default=0.1, metadata={"help": "added to sampson_px per pixel of median flow (flow errors grow with displacement)"})
     texture: float = field(default=1e-4, metadata={"help": "smallest structure-tensor eigenvalue (grey in [0,1], 5x5) of a trusted flow pixel"})
@@ -56,7 +58,7 @@ class DynamicConfig:
     min_blob: float = field(default=0.006, metadata={"help": "smallest dynamic blob kept, fraction of the image"})
     frame_area: float = field(default=0.02, metadata={"help": "dynamic area above which a pair counts as dynamic"})
     frames_drop: float = field(default=0.3, metadata={"help": "drop when at least this fraction of pairs is dynamic"})
-    area_drop: float = field(default=0.008, metadata={"help": "drop when the mean dynamic area reaches this"})
+    area_drop: float = field(default=0.018, metadata={"help": "drop when the mean dynamic area reaches this"})
 
 
 @dataclass
@@ -136,6 +138,32 @@ def reliable_pixels(grey: np.ndarray, consistent: np.ndarray, cfg: DynamicConfig
     return consistent & tex & inside
 
 
+def fit_fundamental(p1: np.ndarray, p2: np.ndarray, cfg: DynamicConfig, q1: np.ndarray | None = None, q2: np.ndarray | None = None) -> np.ndarray | None:
+    """Robust F from matches ``p1 -> p2`` ((N, 2) pixels): OpenCV's estimator (``f_method``; least
+    median of squares by default, as the official code), then ``refine_rounds`` least-squares
+    8-point refits on the matches ``q1 -> q2`` (default: the same; pass many, e.g. every trusted
+    pixel, for a stable F) within ``refine_px`` Sampson distance. None when degenerate."""
+    try:
+        if cfg.f_method == "lmeds":
+            F, _ = cv2.findFundamentalMat(p1, p2, cv2.FM_LMEDS)
+        else:
+            F, _ = cv2.findFundamentalMat(p1, p2, _F_METHODS[cfg.f_method], cfg.ransac_px, 0.999, cfg.ransac_iters)
+    except cv2.error:
+        return None
+    if F is None or F.shape != (3, 3):
+        return None
+    q1, q2 = (p1, p2) if q1 is None else (q1, q2)
+    for _ in range(cfg.refine_rounds):
+        inl = sampson_distance(F, q1, q2) < cfg.refine_px
+        if inl.sum() < 16:
+            break
+        F2, _ = cv2.findFundamentalMat(q1[inl], q2[inl], cv2.FM_8POINT)
+        if F2 is None or F2.shape != (3, 3):
+            break
+        F = F2
+    return F
+
+
 def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Dynamic pixels of frame a, bool ``(H, W)``, and the threshold used (pixels).
 
@@ -157,8 +185,9 @@ def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng:
     if len(idx) >= 16 and med >= cfg.static_flow_px:
         pick = rng.choice(idx, size=min(cfg.ransac_points, len(idx)), replace=False)
         p1, p2 = x1.reshape(-1, 2)[pick].astype(np.float64), x2.reshape(-1, 2)[pick].astype(np.float64)
-        F, _ = cv2.findFundamentalMat(p1, p2, _F_METHODS[cfg.f_method], cfg.ransac_px, 0.999, cfg.ransac_iters)
-        if F is not None and F.shape == (3, 3):
+        dense = idx[:: max(1, len(idx) // cfg.refine_points)]
+        F = fit_fundamental(p1, p2, cfg, x1.reshape(-1, 2)[dense].astype(np.float64), x2.reshape(-1, 2)[dense].astype(np.float64))
+        if F is not None:
             err = sampson_distance(F, x1, x2)
     if err is None:  # no usable F: the rigid model is a still camera
         err = mag

@@ -2,7 +2,7 @@
 
 The file stores OpenGL camera-to-world matrices (``transform_matrix``); we convert to OpenCV on
 read and back on write. Per-frame intrinsics (``fl_x``, ``fl_y``, ``cx``, ``cy``) override the
-top-level ones. Distortion parameters are not supported and are rejected when non-zero.
+top-level ones; Blender's ``camera_angle_x`` is read too. Distortion parameters are not supported and are rejected when non-zero.
 """
 
 from __future__ import annotations
@@ -52,27 +52,31 @@ def write_transforms_json(path: str | Path, cameras: Cameras, frames: list[dict]
     write_json_atomic(path, out)
 
 
-def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
-    """Read a transforms.json; returns ``(cameras, frame_entries)`` (entries as stored, in file order)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "transforms.json not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, f"not valid JSON ({e})") from e
+def cameras_from_transforms(data: dict, path: str | Path, width: int | None = None, height: int | None = None) -> Cameras:
+    """:class:`Cameras` of a parsed transforms.json (nerfstudio, instant-ngp or Blender style).
+
+    Focal length from ``fl_x``/``fl_y`` (per frame or top level) or Blender's ``camera_angle_x``/``_y``
+    (radians); image size from ``w``/``h``, else ``width``/``height`` (e.g. read from the first image).
+    ``path`` names the file in errors.
+    """
     frames = data.get("frames") if isinstance(data, dict) else None
     if not frames:
         raise InputError(path, "has no 'frames' list")
-    if any(abs(float(data.get(k, 0.0))) > 1e-12 for k in _DISTORTION_KEYS):
+    if any(abs(float(data.get(k, 0.0) or 0.0)) > 1e-12 for k in _DISTORTION_KEYS):
         raise InputError(path, "lens distortion parameters are not supported; undistort the images first")
     Ks, c2ws = [], []
     try:
-        w = int(data.get("w") or frames[0]["w"])
-        h = int(data.get("h") or frames[0]["h"])
+        w = int(data.get("w") or frames[0].get("w") or width)
+        h = int(data.get("h") or frames[0].get("h") or height)
         for i, f in enumerate(frames):
-            fx = float(f.get("fl_x", data.get("fl_x")))
-            fy = float(f.get("fl_y", data.get("fl_y", fx)))
+            if "fl_x" in f or "fl_x" in data:
+                fx = float(f.get("fl_x", data.get("fl_x")))
+                fy = float(f.get("fl_y", data.get("fl_y", fx)))
+            elif "camera_angle_x" in data:
+                fx = 0.5 * w / np.tan(0.5 * float(data["camera_angle_x"]))
+                fy = 0.5 * h / np.tan(0.5 * float(data["camera_angle_y"])) if "camera_angle_y" in data else fx
+            else:
+                raise ValueError(f"frame {i}: no focal length (fl_x or camera_angle_x)")
             cx = float(f.get("cx", data.get("cx", w / 2)))
             cy = float(f.get("cy", data.get("cy", h / 2)))
             m = np.asarray(f["transform_matrix"], dtype=np.float64)
@@ -82,10 +86,18 @@ def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
                 raise ValueError(f"frame {i}: transform_matrix has shape {m.shape}, expected 4x4")
             Ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
             c2ws.append(m)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(path, f"malformed camera entry ({e!r})") from e
+        return Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(path, f"malformed camera entry ({e})") from e
+
+
+def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
+    """Read a transforms.json; returns ``(cameras, frame_entries)`` (entries as stored, in file order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "transforms.json not found")
     try:
-        cams = Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
-    except ValueError as e:
-        raise InputError(path, str(e)) from e
-    return cams, frames
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e})") from e
+    return cameras_from_transforms(data, path), data["frames"]

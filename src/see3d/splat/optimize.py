@@ -195,6 +195,8 @@ class SplatTrainer:
             self.history.append({"step": self.step, **s})
             bar.update(1)
             bar.set_postfix(loss=f"{s['loss']:.4f}", psnr=f"{s['psnr']:.2f}", n=s["num"])
+            if self.step % max(1, cfg.iters // 20) == 0:
+                log.info("step %d/%d loss %.4f psnr %.2f splats %d", self.step, cfg.iters, s["loss"], s["psnr"], s["num"])
             if out_dir is not None and cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0 and self.step < cfg.iters:
                 self.save(out_dir)
         bar.close()
@@ -231,6 +233,7 @@ class SplatTrainer:
         state = {
             "version": CKPT_VERSION,
             "step": self.step,
+            "num_views": len(self.views),
             "num_gaussians": len(self.sp),
             "extent": self.extent,
             "resets": self.resets,
@@ -259,6 +262,8 @@ class SplatTrainer:
             raise InputError(out_dir, f"checkpoint is unreadable ({e})") from e
         if state.get("version") != CKPT_VERSION:
             raise InputError(js, f"checkpoint version {state.get('version')} is not {CKPT_VERSION}")
+        if state.get("num_views") != len(views):
+            raise InputError(js, f"checkpoint was trained on {state.get('num_views')} views, not the {len(views)} given")
         if cfg is None:
             cfg = ReconstructConfig(**state["config"])
         p = {k: tensors[f"param/{k}"] for k in FIELDS}

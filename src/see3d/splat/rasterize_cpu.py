@@ -15,9 +15,8 @@ diff-gaussian-rasterization are CUDA-only. The math and the compositing rules ar
 
 from __future__ import annotations
 
-import math
-
 import contextlib
+import math
 
 import numba
 import numpy as np

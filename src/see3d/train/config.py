@@ -77,6 +77,10 @@ class TrainConfig:
     )
     vae: Path | None = field(default=None, metadata={"help": "local diffusers AutoencoderKL folder (e.g. <sd21>/vae)"})
     pixel_unshuffle_factor: int = field(default=4, metadata={"help": "pixel_unshuffle space: block size r (latent has 3*r*r channels)"})
+    pixel_scale: float | None = field(
+        default=None, metadata={"help": "pixel_unshuffle space: latent scaling factor (default: 1 / std of the training pixels, for unit variance)"}
+    )
+    pixel_shift: float | None = field(default=None, metadata={"help": "pixel_unshuffle space: latent shift (default: mean of the training pixels)"})
     cache_latents: bool = field(default=False, metadata={"help": "encode each clip's frames once with the VAE and reuse the posterior (mean, std)"})
     cache_dir: Path | None = field(default=None, metadata={"help": "latent cache folder (default <output-dir>/latent_cache)"})
     text_encoder: Path | None = field(default=None, metadata={"help": "local CLIPTextModel folder; with --tokenizer the context is the empty-prompt embedding"})

@@ -17,12 +17,13 @@ import torch
 from see3d.errors import WeightsError
 
 
-def load_vae(latent_space: str, vae_path: Path | None = None, pixel_unshuffle_factor: int = 4):
-    """The frozen autoencoder: diffusers AutoencoderKL from a local folder, or the pixel-unshuffle stand-in."""
+def load_vae(latent_space: str, vae_path: Path | None = None, pixel_unshuffle_factor: int = 4, scale: float = 1.0, shift: float = 0.0):
+    """The frozen autoencoder: diffusers AutoencoderKL from a local folder, or the pixel-unshuffle stand-in
+    (with latent ``scale`` and ``shift``)."""
     if latent_space == "pixel_unshuffle":
         from see3d.train.small_model import PixelUnshuffleVAE
 
-        return PixelUnshuffleVAE(factor=pixel_unshuffle_factor)
+        return PixelUnshuffleVAE(factor=pixel_unshuffle_factor, scaling_factor=scale, shift_factor=shift)
     from diffusers import AutoencoderKL
 
     if vae_path is None or not Path(vae_path).exists():

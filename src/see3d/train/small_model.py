@@ -29,7 +29,10 @@ class PixelUnshuffleVAE(ModelMixin, ConfigMixin):
     """Parameter-free space-to-depth "autoencoder": (B, 3, H, W) in [-1, 1] <-> (B, 3r², H/r, W/r).
 
     ``encode`` returns a deterministic posterior (std 0) whose mean is the unshuffled image;
-    ``decode`` inverts it exactly. ``scaling_factor`` is applied by the caller, as with AutoencoderKL.
+    ``decode`` inverts it exactly. ``shift_factor`` and ``scaling_factor`` are applied by the caller as with
+    diffusers' AutoencoderKL (``z = (x - shift) * scale``); the trainer sets them from the data's pixel mean
+    and standard deviation so that latents have unit variance, as SD's scaling factor does for its VAE
+    (LDM's "scale by std").
     """
 
     @register_to_config
@@ -40,6 +43,7 @@ class PixelUnshuffleVAE(ModelMixin, ConfigMixin):
         scaling_factor: float = 1.0,
         sample_size: int = 64,
         block_out_channels: tuple[int, ...] | None = None,
+        shift_factor: float = 0.0,
     ):
         """``block_out_channels`` is derived (one entry per factor of two), only so that code which computes
         AutoencoderKL's downsampling as ``2 ** (len(block_out_channels) - 1)`` gets ``factor``."""
@@ -71,6 +75,28 @@ class PixelUnshuffleVAE(ModelMixin, ConfigMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x).latent_dist.mode()).sample
+
+
+def pixel_stats(clips, resolution: int, resize_mode: str = "crop", max_clip_frames: int | None = 200, n_clips: int = 16, seed: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation of the pixels (in [-1, 1]) of up to ``n_clips`` clips (a seeded choice)."""
+    import numpy as np
+
+    from see3d.errors import InputError
+    from see3d.train.data import load_clip_frames, resize_frames
+
+    rng = np.random.default_rng([int(seed), 11])
+    picks = rng.permutation(len(clips))[:n_clips]
+    s1 = s2 = n = 0.0
+    for i in picks:
+        try:
+            x = resize_frames(load_clip_frames(clips[int(i)], max_clip_frames), resolution, resize_mode).astype(np.float64) / 127.5 - 1.0
+        except InputError:
+            continue
+        s1, s2, n = s1 + x.sum(), s2 + (x * x).sum(), n + x.size
+    if n == 0:
+        raise InputError(None, "no readable clip to measure the pixel statistics")
+    mean = s1 / n
+    return float(mean), float(max(np.sqrt(max(s2 / n - mean * mean, 0.0)), 1e-3))
 
 
 def small_unet_config(latent_channels: int = 48, model_channels: int = 32, context_dim: int = 32) -> dict:

@@ -17,6 +17,7 @@ micro-step, so a resumed run repeats an uninterrupted one exactly (same hardware
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -108,11 +109,19 @@ def train(cfg: TrainConfig) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
     if cfg.context == "encoders" and cfg.random_encoders:
         cfg = with_random_encoders(cfg, accelerator)
+    clips = find_clips(cfg.data, cfg.data_kind, cfg.synth_keep_only)
+    if cfg.latent_space == "pixel_unshuffle" and (cfg.pixel_scale is None or cfg.pixel_shift is None):
+        from see3d.train.small_model import pixel_stats
+
+        mean, std = pixel_stats(clips, cfg.resolution, cfg.resize_mode, cfg.max_clip_frames, seed=cfg.seed)
+        cfg = dataclasses.replace(cfg, pixel_scale=cfg.pixel_scale or 1.0 / std, pixel_shift=mean if cfg.pixel_shift is None else cfg.pixel_shift)
+        log.info("pixel latents: shift %.4f, scale %.4f", cfg.pixel_shift, cfg.pixel_scale)
     if accelerator.is_main_process:
         save_config(cfg, out / "train_config.json")
 
     # ---- frozen encoders
-    vae = load_vae(cfg.latent_space, cfg.vae, cfg.pixel_unshuffle_factor).to(device).eval().requires_grad_(False)
+    vae = load_vae(cfg.latent_space, cfg.vae, cfg.pixel_unshuffle_factor, cfg.pixel_scale or 1.0, cfg.pixel_shift or 0.0)
+    vae = vae.to(device).eval().requires_grad_(False)
     lat_ch = latent_channels(vae)
     if cfg.context == "encoders":
         context = ContextEncoder("encoders", cfg.text_encoder, cfg.tokenizer, cfg.image_encoder, cfg.image_embed_weight, device=device)
@@ -129,7 +138,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         unet.enable_gradient_checkpointing()
 
     # ---- data
-    clips = find_clips(cfg.data, cfg.data_kind, cfg.synth_keep_only)
     cache_dir = None
     if cfg.cache_latents:
         from see3d.train.latent_cache import build_latent_cache

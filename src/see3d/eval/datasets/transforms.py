@@ -26,11 +26,10 @@ from see3d.errors import InputError
 from see3d.eval.datasets.scene import Scene, downscaled_size
 from see3d.eval.splits import Split
 from see3d.geometry.cameras import Cameras
-from see3d.geometry.conventions import opengl_to_opencv
+from see3d.io.transforms_json import cameras_from_transforms
 from see3d.io.views import Views
 
 SPLIT_FILES = ("split.json", "splits.json", "train_test_split.json")
-_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 
 def is_transforms(folder: Path) -> bool:
@@ -78,8 +77,6 @@ def _load_rgba(path: Path, background: float, size: tuple[int, int] | None) -> t
 
 def _frames_to_views(json_path: Path, data: dict, frames: list[dict], factor: float, background: float) -> Views:
     folder = json_path.parent
-    if any(abs(float(data.get(k, 0.0) or 0.0)) > 1e-12 for k in _DISTORTION_KEYS):
-        raise InputError(json_path, "lens distortion parameters are not supported; undistort the images first")
     files = []
     for i, f in enumerate(frames):
         if not isinstance(f, dict) or "file_path" not in f:
@@ -89,31 +86,8 @@ def _frames_to_views(json_path: Path, data: dict, frames: list[dict], factor: fl
 
     with Image.open(files[0]) as im:
         w_img, h_img = im.size
-    try:
-        w = int(data.get("w", w_img))
-        h = int(data.get("h", h_img))
-        Ks, c2ws = [], []
-        for i, f in enumerate(frames):
-            if "fl_x" in f or "fl_x" in data:
-                fx = float(f.get("fl_x", data.get("fl_x")))
-                fy = float(f.get("fl_y", data.get("fl_y", fx)))
-            elif "camera_angle_x" in data:
-                fx = 0.5 * w / np.tan(0.5 * float(data["camera_angle_x"]))
-                fy = 0.5 * h / np.tan(0.5 * float(data["camera_angle_y"])) if "camera_angle_y" in data else fx
-            else:
-                raise ValueError("no focal length (fl_x or camera_angle_x)")
-            cx = float(f.get("cx", data.get("cx", w / 2)))
-            cy = float(f.get("cy", data.get("cy", h / 2)))
-            m = np.asarray(f["transform_matrix"], dtype=np.float64)
-            if m.shape == (3, 4):
-                m = np.vstack([m, [0, 0, 0, 1]])
-            if m.shape != (4, 4):
-                raise ValueError(f"frame {i}: transform_matrix has shape {m.shape}, expected 4x4")
-            Ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
-            c2ws.append(m)
-        cams = Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(json_path, f"malformed camera entry ({e})") from e
+    cams = cameras_from_transforms(data, json_path, w_img, h_img)
+    w, h = cams.width, cams.height
     size = downscaled_size(w, h, factor)
     imgs, masks = [], []
     for p in files:

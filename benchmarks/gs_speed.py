@@ -1,0 +1,97 @@
+"""Splat rasterization speed on the CPU: the numba fast path against the pure-torch reference.
+
+For several splat counts and resolutions, prints the render time per frame (forward only) and the
+training steps per second (render + L1 loss + backward + Adam step) of the fast CPU path, and of the
+dense torch reference measured in the same run (ratios = reference / fast). The reference is
+O(pixels x splats) in time and memory, so by default it runs only where that product is small enough;
+``--ref-all`` runs it everywhere. Target: 20k splats at 256x256 in about 0.5 s per training step on 2 cores.
+
+    .venv/bin/python benchmarks/gs_speed.py [--configs 1000x64 5000x128 20000x256] [--repeats 5]
+
+Timings are wall-clock medians; on a shared machine they are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from see3d.geometry.cameras import Cameras, look_at
+from see3d.splat.gaussians import Gaussians
+from see3d.splat.rasterize import render
+
+REF_MAX_PAIRS = 2e8  # pixels x splats above which the reference is skipped unless --ref-all
+
+
+def scene(n: int, res: int, seed: int = 0) -> tuple[Gaussians, torch.Tensor, torch.Tensor]:
+    """``n`` random splats filling the view of a camera at distance 3 (each a few pixels wide)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(-1, 1, (n, 3))
+    g = Gaussians.from_points(pts, rng.uniform(0, 1, (n, 3)), scales=1.5 / np.cbrt(n), opacity=0.5, sh_degree=3)
+    g.sh[:, 1:] = torch.as_tensor(rng.normal(0, 0.1, g.sh[:, 1:].shape), dtype=torch.float32)
+    K = torch.tensor(Cameras.intrinsics_from_fov(50, res, res), dtype=torch.float32)
+    c2w = torch.tensor(look_at(np.array([0.3, -0.4, -3.0]), np.zeros(3)), dtype=torch.float32)
+    return g, K, c2w
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (numba compile / caches)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def measure(backend: str, g: Gaussians, K, c2w, res: int, repeats: int) -> tuple[float, float]:
+    """(render seconds per frame, training seconds per step)."""
+    target = torch.rand(res, res, 3, generator=torch.Generator().manual_seed(0))
+
+    def fwd():
+        with torch.no_grad():
+            render(g, K, res, res, c2w=c2w, backend=backend)
+
+    params = g.map(lambda t: t.clone().requires_grad_(True))
+    opt = torch.optim.Adam(list(params.tensors().values()), lr=1e-3)
+
+    def step():
+        out = render(params, K, res, res, c2w=c2w, backend=backend)
+        loss = (out["rgb"] - target).abs().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return _median_time(fwd, repeats), _median_time(step, repeats)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["1000x64", "5000x128", "20000x256"], help="SPLATSxRESOLUTION")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ref-all", action="store_true", help="run the torch reference on every config")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (numba uses all cores)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.torch_threads)
+    import numba
+
+    print(f"numba threads: {numba.get_num_threads()}, torch threads: {torch.get_num_threads()}")
+    print(f"{'splats':>7} {'res':>5} | {'cpu render ms':>13} {'cpu steps/s':>11} | {'ref render ms':>13} {'ref steps/s':>11} | {'render x':>8} {'step x':>7}")
+    for c in args.configs:
+        n, res = (int(x) for x in c.lower().split("x"))
+        g, K, c2w = scene(n, res)
+        fr, st = measure("cpu", g, K, c2w, res, args.repeats)
+        line = f"{n:>7} {res:>5} | {fr * 1e3:>13.1f} {1 / st:>11.2f} | "
+        if args.ref_all or n * res * res <= REF_MAX_PAIRS:
+            rfr, rst = measure("torch", g, K, c2w, res, max(1, args.repeats // 2))
+            line += f"{rfr * 1e3:>13.1f} {1 / rst:>11.3f} | {rfr / fr:>7.1f}x {rst / st:>6.1f}x"
+        else:
+            line += f"{'(skipped: O(pixels x splats))':>27} |"
+        print(line + f"   [cpu step {st:.3f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
