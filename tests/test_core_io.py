@@ -103,3 +103,21 @@ def test_video_write_read_round_trip_and_errors(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(InputError, match="c.mp4"):
         read_frames(tmp_path / "c.mp4")
+
+
+def test_atomic_writes_get_normal_permissions_and_leave_nothing_on_error(tmp_path):
+    import os
+
+    from see3d.io.atomic import atomic_path, write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    write_text_atomic(tmp_path / "a.txt", "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

@@ -73,7 +73,7 @@ def test_reconstruct_cli_end_to_end(tmp_path, capsys):
     views.save(tmp_path / "scene")
     out = tmp_path / "out"
     args = ["reconstruct", "--data", str(tmp_path / "scene"), "--out", str(out), "--iters", "60", "--sh-degree", "1", "--init-points", "800"]
-    args += ["--background", "1", "1", "1", "--holdout-every", "4", "--checkpoint-every", "30", "--mesh", "ply", "--mesh-resolution", "24", "--video"]
+    args += ["--background", "1", "1", "1", "--holdout-every", "4", "--checkpoint-every", "30", "--mesh", "ply", "--mesh-resolution", "24", "--video", "--video-frames", "12"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     for name in ("splats.ply", "config.json", "checkpoint.json", "checkpoint.safetensors", "metrics.json", "mesh.ply", "flythrough.mp4", "train_log.json"):
@@ -84,7 +84,7 @@ def test_reconstruct_cli_end_to_end(tmp_path, capsys):
     g = read_ply(out / "splats.ply")
     assert len(g) == summary["num_gaussians"] and g.sh_degree == 1
     # resume to more steps continues from the checkpoint (step 40) instead of starting over
-    assert main(["reconstruct", "--data", str(tmp_path / "scene"), "--out", str(out), "--iters", "70", "--sh-degree", "1", "--resume"]) == 0
+    assert main(["reconstruct", "--data", str(tmp_path / "scene"), "--out", str(out), "--iters", "70", "--sh-degree", "1", "--holdout-every", "4", "--resume"]) == 0
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 70
     log = json.loads((out / "train_log.json").read_text())["history"]
     assert [h["step"] for h in log] == list(range(61, 71))

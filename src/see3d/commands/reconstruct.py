@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mesh", choices=["ply", "glb"], default=None, help="also extract a TSDF mesh (mesh.ply or mesh.glb)")
     parser.add_argument("--mesh-resolution", type=int, default=192, help="TSDF voxels along the longest side (default 192)")
     parser.add_argument("--video", action="store_true", help="also render flythrough.mp4 through the training cameras")
+    parser.add_argument("--video-frames", type=int, default=120, help="frames of the flythrough (24 fps; default 120)")
     parser.add_argument("--holdout-every", type=int, default=0, help="hold out views 0, k, 2k, ... and score them into metrics.json (0 = off)")
     parser.add_argument("--train-views", type=int, nargs="+", default=None, help="train only on these view indices (e.g. 3 views for --sparse)")
     add_dataclass_args(parser, ReconstructConfig)
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         mesh=args.mesh,
         video=args.video,
         mesh_resolution=args.mesh_resolution,
+        video_frames=args.video_frames,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -34,6 +34,7 @@ class CurateConfig:
     raft_weights: Path | None = field(default=None, metadata={"help": "path to the original raft-small.pth"})
     raft_iters: int = field(default=12, metadata={"help": "RAFT GRU iterations (official WebVi3D scripts: 20)"})
     dis_preset: Literal["ultrafast", "fast", "medium"] = field(default="medium", metadata={"help": "OpenCV DIS preset"})
+    dis_patch_stride: int = field(default=4, metadata={"help": "DIS patch stride (0 = the preset's)"})
     detector: Literal["hog", "maskrcnn", "none"] = field(default="hog", metadata={"help": "semantic stage detector: OpenCV HOG people (embedded), Mask R-CNN (needs weights), none"})
     maskrcnn_weights: Path | None = field(default=None, metadata={"help": "torchvision maskrcnn_resnet50_fpn COCO state dict (.pth)"})
     hog_threshold: float = field(default=1.0, metadata={"help": "HOG SVM score threshold"})

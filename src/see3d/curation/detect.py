@@ -58,7 +58,7 @@ class HogPeopleDetector:
     on textured scenes; 1.0 keeps confident detections). Non-maximum suppression is OpenCV's grouping.
     """
 
-    def __init__(self, hit_threshold: float = 1.0, scale: float = 1.05, win_stride: int = 8):
+    def __init__(self, hit_threshold: float = 1.0, scale: float = 1.1, win_stride: int = 8):
         self.name = "hog"
         self.hit_threshold = hit_threshold
         self.scale = scale

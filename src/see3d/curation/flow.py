@@ -36,16 +36,20 @@ class DISFlow:
     """OpenCV DIS optical flow on grey frames (no weights; fast on CPU).
 
     ``preset``: ``ultrafast``, ``fast`` or ``medium`` (OpenCV's presets: more patches and
-    refinement iterations, slower and more accurate).
+    refinement iterations, slower and more accurate); ``patch_stride`` overrides the preset's
+    (medium uses 3; 4 is ~15% faster at about the same accuracy for curation).
     """
 
     _PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
-    def __init__(self, preset: str = "medium"):
+    def __init__(self, preset: str = "medium", patch_stride: int = 0):
         if preset not in self._PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {sorted(self._PRESETS)}")
         self.name = f"dis-{preset}"
         self._dis = cv2.DISOpticalFlow_create(self._PRESETS[preset])
+        if patch_stride > 0:
+            self._dis.setPatchStride(int(patch_stride))
+            self.name += f"-s{patch_stride}"
 
     def flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Flow a->b, float32 ``(H, W, 2)`` pixels."""
@@ -157,10 +161,12 @@ class RaftSmallFlow:
         return out[0], out[1]
 
 
-def make_flow_backend(name: str = "dis", raft_weights: str | Path | None = None, raft_iters: int = 12, dis_preset: str = "medium", device: str = "cpu") -> FlowBackend:
+def make_flow_backend(
+    name: str = "dis", raft_weights: str | Path | None = None, raft_iters: int = 12, dis_preset: str = "medium", device: str = "cpu", dis_patch_stride: int = 4
+) -> FlowBackend:
     """``dis`` (default, no weights) or ``raft`` (needs ``raft_weights``: path to ``raft-small.pth``)."""
     if name == "dis":
-        return DISFlow(dis_preset)
+        return DISFlow(dis_preset, dis_patch_stride)
     if name == "raft":
         if raft_weights is None:
             raise WeightsError(None, "the raft flow backend needs --raft-weights path/to/raft-small.pth")

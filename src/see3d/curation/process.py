@@ -55,9 +55,9 @@ _BACKENDS: dict[tuple, Backends] = {}
 
 def get_backends(cfg: CurateConfig) -> Backends:
     """Backends for ``cfg``, built once per process (RAFT / Mask R-CNN load their weights once)."""
-    key = (cfg.flow, str(cfg.raft_weights), cfg.raft_iters, cfg.dis_preset, cfg.detector, str(cfg.maskrcnn_weights), cfg.hog_threshold, cfg.device)
+    key = (cfg.flow, str(cfg.raft_weights), cfg.raft_iters, cfg.dis_preset, cfg.dis_patch_stride, cfg.detector, str(cfg.maskrcnn_weights), cfg.hog_threshold, cfg.device)
     if key not in _BACKENDS:
-        flow = make_flow_backend(cfg.flow, cfg.raft_weights, cfg.raft_iters, cfg.dis_preset, cfg.device)
+        flow = make_flow_backend(cfg.flow, cfg.raft_weights, cfg.raft_iters, cfg.dis_preset, cfg.device, cfg.dis_patch_stride)
         detector = make_detector(cfg.detector, cfg.maskrcnn_weights, cfg.device, cfg.hog_threshold)
         _BACKENDS[key] = Backends(flow, detector)
     return _BACKENDS[key]
@@ -93,7 +93,7 @@ class VideoResult:
         return cls(d["video"], d["video_key"], d["config_digest"], [record_from_dict(r) for r in d["records"]], d.get("tar"), d.get("tar_digest"), d.get("cpu_s", {}), d.get("wall_s", {}))
 
 
-class _Timer:
+class StageTimer:
     """Accumulates CPU and wall seconds per stage."""
 
     def __init__(self):
@@ -101,7 +101,7 @@ class _Timer:
         self.wall = dict.fromkeys(STAGES, 0.0)
         self._stage: str | None = None
 
-    def __call__(self, stage: str) -> _Timer:
+    def __call__(self, stage: str) -> StageTimer:
         self._stage = stage
         return self
 
@@ -119,7 +119,7 @@ def _clip_seed(seed: int, key: str, index: int) -> int:
     return int.from_bytes(hashlib.sha1(f"{seed}/{key}/{index}".encode()).digest()[:4], "little")
 
 
-def _sampled_clips(sampler: ClipSampler, timer: _Timer):
+def _sampled_clips(sampler: ClipSampler, timer: StageTimer):
     it = iter(sampler)
     while True:
         with timer("sample"):
@@ -129,7 +129,7 @@ def _sampled_clips(sampler: ClipSampler, timer: _Timer):
         yield clip
 
 
-def _judge_clip(clip: Clip, rec: ClipRecord, cfg: CurateConfig, backends: Backends, timer: _Timer, seed: int) -> None:
+def _judge_clip(clip: Clip, rec: ClipRecord, cfg: CurateConfig, backends: Backends, timer: StageTimer, seed: int) -> None:
     """Run the stages on one clip and fill ``rec`` (statistics, decision, reason, message)."""
     if clip.short_reason is not None:
         rec.decision, rec.reason = labels.DROP, clip.short_reason
@@ -145,7 +145,7 @@ def _judge_clip(clip: Clip, rec: ClipRecord, cfg: CurateConfig, backends: Backen
             failures.append((labels.PERSON, sem.message))
     if not failures or cfg.run_all_stages:
         with timer("dynamic"):
-            dyn = analyse_dynamic(clip.frames, backends.flow, cfg.dynamic, seed=seed)
+            dyn = analyse_dynamic(clip.frames, backends.flow, cfg.dynamic, seed=seed, early_exit=not cfg.run_all_stages)
         if len(dyn.area):
             rec.dyn_area, rec.dyn_center = float(dyn.area.mean()), float(dyn.center.mean())
             rec.dyn_frames, rec.dyn_score = dyn.dynamic_pairs, float(dyn.score.mean())
@@ -181,14 +181,14 @@ def _video_record(video: str, key: str, st: SampleStats) -> ClipRecord:
     )
 
 
-def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = None) -> tuple[list[ClipRecord], list[ClipSample], _Timer]:
+def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = None) -> tuple[list[ClipRecord], list[ClipSample], StageTimer]:
     """Curate one video in memory: manifest rows (video row first) and the kept clips' samples.
 
     Bad inputs do not raise: they give a single ``error`` row (``decode_error`` for unreadable or
     undecodable files, ``processing_error`` for unexpected failures) with the message.
     """
     key = video_key(video)
-    timer = _Timer()
+    timer = StageTimer()
     t0c, t0w = time.process_time(), time.perf_counter()
     try:
         backends = backends or get_backends(cfg)

@@ -170,6 +170,15 @@ def finalize(out: Path, videos: list[str], cfg: CurateConfig) -> CurateSummary:
     return summary
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left behind (``atomic_path`` names them ``.<stem>.<random><suffix>``)."""
+    for folder in (out, out / "shards", out / "work" / "videos"):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name.startswith(".") and p.is_file() and p.suffix in (".json", ".tar", ".parquet"):
+                    p.unlink(missing_ok=True)
+
+
 def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | None = None, on_result: Callable[[VideoResult], None] | None = None) -> CurateSummary:
     """Curate videos into a training dataset at ``out`` (see :mod:`see3d.curation.writer` for the
     layout). Finished videos of an earlier run with the same settings are reused.
@@ -189,6 +198,7 @@ def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | No
         raise InputError(None, "no input videos given")
     work_dir = out / "work" / "videos"
     work_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     save_config(cfg, out / "curate_config.json")
     digest = cfg.digest()
     todo = [v for v in videos if load_result(work_dir, v, digest) is None]

@@ -3,15 +3,19 @@
 One sequential decode per video (PyAV). Frames are picked on a time grid (``fps`` per second, from
 each frame's timestamp, so variable frame rates and long videos are handled: no 150 s cap, frames in
 presentation order, not in file-name order as in the official scripts). Only the picked frames are
-converted to RGB, resized by libswscale to the analysis size (short side ``short_side``) and, for
-storage, to ``output_short_side``.
+converted to RGB, resized by libswscale to the analysis size (short side ``short_side``), with the
+display rotation applied; frames for storage (short side ``output_short_side``) are converted only
+when their clip is kept. When the video has at least 4x the sampled rate, the decoder skips
+non-reference frames (B-frames; about half the decoding work), which moves a picked frame by at
+most a frame period.
 
 Scene cuts: every decoded frame at ``cut_fps`` (and every picked frame) is reduced to a 64x64
 thumbnail; a cut lies between two checked frames whose HSV colour histograms (16x4x4 bins) differ by
-a Bhattacharyya distance above ``cut_threshold``, or whose grey thumbnails differ by a mean absolute
-difference above ``cut_pixel_threshold`` while the histograms differ by at least half the threshold
-(a cut between two scenes of similar colours). Gradual transitions (dissolves, fades) are not
-detected.
+a Bhattacharyya distance above ``cut_threshold``, or above ``cut_min`` and ``cut_ratio`` times the
+median distance of the previous 8 checks (a spike: camera motion raises the distances gradually, a
+cut between two scenes of similar colours still stands out), and the next checked frame also
+differs that much from the frame before the jump (flashes and blurred frames come back). Gradual
+transitions (dissolves, fades) are not detected.
 
 Clips never span a cut. A shot longer than ``clip_seconds`` is split into clips of at most that
 length and at least ``min_frames`` frames (the tail is balanced with the previous clip). A clip with
@@ -45,8 +49,9 @@ class SampleConfig:
     clip_seconds: float = field(default=10.0, metadata={"help": "longest clip, seconds; longer shots are split"})
     min_frames: int = field(default=8, metadata={"help": "fewest sampled frames in a clip (fewer: too_short / scene_cut)"})
     cut_fps: float = field(default=10.0, metadata={"help": "rate at which frames are compared for scene cuts"})
-    cut_threshold: float = field(default=0.5, metadata={"help": "HSV-histogram Bhattacharyya distance marking a scene cut"})
-    cut_pixel_threshold: float = field(default=0.2, metadata={"help": "mean abs grey difference (0..1) of 64x64 thumbnails marking a cut"})
+    cut_threshold: float = field(default=0.5, metadata={"help": "HSV-histogram Bhattacharyya distance that always marks a scene cut"})
+    cut_min: float = field(default=0.25, metadata={"help": "smallest distance that marks a cut when it is also cut_ratio x the recent median"})
+    cut_ratio: float = field(default=3.0, metadata={"help": "a distance this many times the median of the last 8 marks a cut"})
     max_seconds: float = field(default=0.0, metadata={"help": "read at most this many seconds of each video (0 = all)"})
     max_input_pixels: int = field(default=7680 * 4320, metadata={"help": "larger inputs are rejected as errors (0 = no limit)"})
     decode_threads: int = field(default=1, metadata={"help": "decoder threads per video (1 is most efficient per core)"})
@@ -102,31 +107,46 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 class _CutDetector:
-    """Compares each checked frame with the previous one (see module docstring)."""
+    """Compares each checked frame with the previous one (see module docstring). A jump is only a
+    cut when the next checked frame still differs from the frame before the jump (a flash, a
+    motion-blurred frame or a brief occlusion is a jump that goes away)."""
 
     def __init__(self, cfg: SampleConfig):
         self.cfg = cfg
-        self.prev: tuple[np.ndarray, np.ndarray] | None = None
-        self.last_distance = 0.0
+        self.prev: np.ndarray | None = None
+        self.before: np.ndarray | None = None  # histogram before a pending jump
+        self.history: list[float] = []
 
-    def features(self, frame: DecodedFrame) -> tuple[np.ndarray, np.ndarray]:
-        thumb = frame.rgb(64, 64, interpolation="FAST_BILINEAR")
-        hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)
+    @staticmethod
+    def features(frame: DecodedFrame) -> np.ndarray:
+        """Normalised 16x4x4-bin HSV histogram of a 64x64 thumbnail."""
+        hsv = cv2.cvtColor(frame.thumbnail(64), cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
         cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
-        grey = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        return hist, grey
+        return hist
 
-    def is_cut(self, frame: DecodedFrame) -> bool:
-        hist, grey = self.features(frame)
-        cut = False
-        if self.prev is not None:
-            d_hist = float(cv2.compareHist(self.prev[0], hist, cv2.HISTCMP_BHATTACHARYYA))
-            d_pix = float(np.abs(self.prev[1] - grey).mean())
-            self.last_distance = d_hist
-            cut = d_hist > self.cfg.cut_threshold or (d_pix > self.cfg.cut_pixel_threshold and d_hist > 0.5 * self.cfg.cut_threshold)
-        self.prev = (hist, grey)
-        return cut
+    def _jump(self, d: float) -> bool:
+        recent = float(np.median(self.history)) if self.history else None
+        return d > self.cfg.cut_threshold or (recent is not None and d > self.cfg.cut_min and d > self.cfg.cut_ratio * recent)
+
+    def check(self, frame: DecodedFrame) -> tuple[bool, bool]:
+        """``(confirmed, candidate)``: whether the pending jump is a cut, whether a jump starts here."""
+        hist = self.features(frame)
+        confirmed = candidate = False
+        if self.before is not None:
+            confirmed = self._jump(float(cv2.compareHist(self.before, hist, cv2.HISTCMP_BHATTACHARYYA)))
+            self.before = None
+            if confirmed:
+                self.history = []
+        elif self.prev is not None:
+            d = float(cv2.compareHist(self.prev, hist, cv2.HISTCMP_BHATTACHARYYA))
+            candidate = self._jump(d)
+            if candidate:
+                self.before = self.prev
+            else:
+                self.history = [*self.history[-7:], d]
+        self.prev = hist
+        return confirmed, candidate
 
 
 class ClipSampler:
@@ -162,6 +182,7 @@ class ClipSampler:
         clip_index = 0
         seg_after_cut = False
         next_t = next_cut_t = first_t = 0.0
+        pending: tuple[float, int] | None = None  # (time, buffer index) of a jump awaiting confirmation
         errors: list[str] = []
 
         def emit(n: int, bounded_by_cut: bool) -> Clip:
@@ -211,11 +232,17 @@ class ClipSampler:
             if take or t >= next_cut_t - 1e-4:
                 while next_cut_t <= t + 1e-4:
                     next_cut_t += cut_period
-                if detector.is_cut(frame):
-                    st.cut_times.append(t)
+                confirmed, candidate = detector.check(frame)
+                if confirmed:  # the cut lies before the pending frame: split the buffer there
+                    st.cut_times.append(pending[0])
+                    k = pending[1]
+                    tail = (buf_t[k:], buf_a[k:], buf_o[k:])
+                    del buf_t[k:], buf_a[k:], buf_o[k:]
                     yield from flush(cut_after=True)
                     segment += 1
                     seg_after_cut = True
+                    buf_t.extend(tail[0]), buf_a.extend(tail[1]), buf_o.extend(tail[2])
+                pending = (t, len(buf_t)) if candidate else None
             if not take:
                 continue
             while next_t <= t + 1e-4:
@@ -226,7 +253,7 @@ class ClipSampler:
             if o is not None:  # keep the decoded frame (converted when the clip is kept) unless it is large
                 buf_o.append(frame if st.width * st.height <= cfg.lazy_max_pixels else frame.rgb(*o))
             st.sampled_frames += 1
-            if len(buf_t) >= max_len + cfg.min_frames:
+            if len(buf_t) >= max_len + cfg.min_frames and pending is None:
                 yield emit(max_len, False)  # the rest of the shot keeps >= min_frames frames
         if st.decoded_frames == 0:
             raise InputError(self.path, "video has no decodable frames")

@@ -21,7 +21,7 @@ from see3d.curation.detect import Detector
 class SemanticConfig:
     """Stage 2 settings."""
 
-    frames: int = field(default=5, metadata={"help": "frames checked per clip, evenly spread"})
+    frames: int = field(default=3, metadata={"help": "frames checked per clip, evenly spread"})
     min_area: float = field(default=0.04, metadata={"help": "fraction of the image detections must cover for a frame to count"})
     frames_drop: float = field(default=0.5, metadata={"help": "drop when more than this fraction of checked frames count"})
 

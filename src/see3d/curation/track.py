@@ -17,8 +17,8 @@ class TrackConfig:
     max_points: int = field(default=300, metadata={"help": "most tracked points at any time"})
     quality: float = field(default=0.01, metadata={"help": "Shi-Tomasi corner quality level"})
     min_distance: int = field(default=7, metadata={"help": "minimum distance between corners, pixels"})
-    window: int = field(default=21, metadata={"help": "Lucas-Kanade window, pixels"})
-    levels: int = field(default=4, metadata={"help": "pyramid levels above the base image"})
+    window: int = field(default=15, metadata={"help": "Lucas-Kanade window, pixels"})
+    levels: int = field(default=3, metadata={"help": "pyramid levels above the base image"})
     fb_px: float = field(default=1.0, metadata={"help": "largest forward-backward tracking error kept, pixels"})
     replenish: float = field(default=0.6, metadata={"help": "detect new corners when fewer than this fraction of max_points survive"})
 

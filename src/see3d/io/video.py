@@ -128,6 +128,30 @@ class DecodedFrame:
         w, h = self._frame.width, self._frame.height
         return (h, w) if self.rotation_deg in (90, 270) else (w, h)
 
+    def thumbnail(self, size: int = 64) -> np.ndarray:
+        """A cheap RGB uint8 thumbnail of ``size`` x ``size`` pixels (stored orientation, aspect not
+        kept): for 8-bit 4:2:0 YUV frames, point samples of the planes converted with BT.601 (no
+        pass over the full frame); other formats go through libswscale."""
+        f = self._frame
+        if f.format.name in ("yuv420p", "yuvj420p") and f.width >= 2 and f.height >= 2:
+            h, w = f.height, f.width
+            rows = np.linspace(0, h - 1, min(size, h)).astype(np.intp)
+            cols = np.linspace(0, w - 1, min(size, w)).astype(np.intp)
+            planes = []
+            for k, (r, c) in enumerate([(rows, cols), (rows // 2, cols // 2), (rows // 2, cols // 2)]):
+                p = f.planes[k]
+                arr = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
+                planes.append(arr[np.ix_(r, c)])
+            y, u, v = (p.astype(np.float32) for p in planes)
+            if f.format.name == "yuv420p":  # limited range (16-235)
+                y = (y - 16.0) * (255.0 / 219.0)
+                u, v = (u - 128.0) * (255.0 / 224.0), (v - 128.0) * (255.0 / 224.0)
+            else:
+                u, v = u - 128.0, v - 128.0
+            rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+            return np.clip(rgb, 0, 255).astype(np.uint8)
+        return f.reformat(width=size, height=size, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
+
     def rgb(self, width: int | None = None, height: int | None = None, interpolation: str = "AREA") -> np.ndarray:
         """uint8 RGB ``(height, width, 3)`` in display orientation; ``width``/``height`` are the
         displayed (rotated) size, resized by libswscale (``interpolation``: AREA, BILINEAR, FAST_BILINEAR...)."""

@@ -87,6 +87,7 @@ def reconstruct(
     mesh: str | None = None,
     video: bool = False,
     mesh_resolution: int = 192,
+    video_frames: int = 120,
     show_progress: bool = True,
 ) -> dict:
     """Fit splats to ``data`` and write the outputs into ``out``. Returns a summary dict.
@@ -95,7 +96,7 @@ def reconstruct(
         holdout_every: when > 0, views 0, k, 2k, ... are held out and scored into ``metrics.json``.
         train_views: indices (among the non-held-out views) to train on, e.g. 3 views for the sparse setting.
         mesh: None, "ply" or "glb": also extract a TSDF mesh from the training cameras.
-        video: also render ``flythrough.mp4`` along a path through the training cameras.
+        video: also render ``flythrough.mp4`` (``video_frames`` frames at 24 fps) along a path through the training cameras.
     """
     cfg = cfg or ReconstructConfig()
     if isinstance(data, Views):
@@ -141,6 +142,6 @@ def reconstruct(
     if video:
         from see3d.splat.export import flythrough_path, write_flythrough
 
-        write_flythrough(out / "flythrough.mp4", g, flythrough_path(train.cameras, 120), background=cfg.background, backend=cfg.backend)
+        write_flythrough(out / "flythrough.mp4", g, flythrough_path(train.cameras, video_frames), background=cfg.background, backend=cfg.backend)
         summary["video"] = str(out / "flythrough.mp4")
     return summary

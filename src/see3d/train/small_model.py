@@ -99,7 +99,7 @@ def pixel_stats(clips, resolution: int, resize_mode: str = "crop", max_clip_fram
     return float(mean), float(max(np.sqrt(max(s2 / n - mean * mean, 0.0)), 1e-3))
 
 
-def small_unet_config(latent_channels: int = 48, model_channels: int = 32, context_dim: int = 32) -> dict:
+def small_unet_config(latent_channels: int = 48, model_channels: int = 64, context_dim: int = 32) -> dict:
     """Constructor kwargs of a tiny :class:`see3d.models.mv_unet.MultiViewUNet` for 16x16 latents.
 
     Three levels (16, 8, 4) with multi-view attention at 16 and 8 (the SD-2.1 pattern at small scale).

@@ -1,0 +1,80 @@
+"""Curation against the reference data in ../shared/: RAFT-small parity with the official weights
+and the three real videos. Skipped when ../shared/ is absent."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from see3d import labels
+from see3d.curation import CurateConfig, analyse_video
+from see3d.curation.dynamic import fb_consistency
+from see3d.curation.flow import RaftSmallFlow, load_raft_small, raft_small_state_dict
+from see3d.errors import WeightsError
+
+EXPECTED = {"beer_orbit": labels.KEEP, "coffee_pour_static_person": labels.DROP, "rushing_water_small_motion": labels.DROP}
+
+
+def _rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_raft_key_map_matches_the_reference_table(shared):
+    import torch
+
+    table = [line.split("\t") for line in shared("reference", "raft_small_to_torchvision_keymap.tsv").read_text().splitlines() if line.strip()]
+    sd = torch.load(shared("weights", "raft-small.pth"), map_location="cpu", weights_only=True)
+    renamed = raft_small_state_dict(sd)
+    assert {orig: new for orig, new, _ in table} == {k: k2 for k, k2 in zip(sd, renamed)}
+    assert len(renamed) == 106
+
+
+def test_raft_small_parity_with_the_official_flow(shared):
+    ref = shared("reference", "parity", "raft_small")
+    a, b = _rgb(ref / "frame_a.png"), _rgb(ref / "frame_b.png")
+    flow = RaftSmallFlow(shared("weights", "raft-small.pth"), iters=12)
+    fwd, bwd = flow.pair(a, b)
+    np.testing.assert_allclose(fwd, np.load(ref / "flow.npy").transpose(1, 2, 0), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(bwd, np.load(ref / "flow_bwd.npy").transpose(1, 2, 0), atol=1e-3, rtol=0)
+    flow.iters = 20
+    np.testing.assert_allclose(flow.flow(a, b), np.load(ref / "flow_iters20.npy").transpose(1, 2, 0), atol=1e-3, rtol=0)
+    # the official forward-backward masks from the official flows, and from ours
+    f_ref, b_ref = (np.ascontiguousarray(np.load(ref / n).transpose(1, 2, 0)) for n in ("flow.npy", "flow_bwd.npy"))
+    for f, b_, name in ((f_ref, b_ref, "fb_mask_fwd.png"), (b_ref, f_ref, "fb_mask_bwd.png")):
+        official = cv2.imread(str(ref / name), cv2.IMREAD_GRAYSCALE) > 127
+        np.testing.assert_array_equal(fb_consistency(f, b_), official)
+    ours = fb_consistency(fwd, bwd)
+    assert (ours != (cv2.imread(str(ref / "fb_mask_fwd.png"), cv2.IMREAD_GRAYSCALE) > 127)).mean() < 1e-3
+
+
+def test_raft_rejects_wrong_weights(tmp_path):
+    import torch
+
+    torch.save({"module.fnet.conv1.weight": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match="bad.pth"):
+        load_raft_small(tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match="not found"):
+        load_raft_small(tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_videos_with_embedded_backends(shared, name):
+    video = shared("data", "videos", f"{name}.mp4")
+    cfg = CurateConfig()
+    cfg.sample.output_short_side = 128
+    records, samples, _ = analyse_video(str(video), cfg)
+    assert records[0].decision == EXPECTED[name], records[0].message
+    assert bool(samples) == (EXPECTED[name] == labels.KEEP)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_videos_with_raft_small(shared, name):
+    video = shared("data", "videos", f"{name}.mp4")
+    cfg = CurateConfig(flow="raft", raft_weights=shared("weights", "raft-small.pth"))
+    cfg.sample.output_short_side = 128
+    cfg.sample.max_seconds = 10.0  # RAFT on CPU: ~2 s per flow at 456x256
+    cfg.dynamic.max_pairs = 4
+    records, _, _ = analyse_video(str(video), cfg)
+    assert records[0].decision == EXPECTED[name], records[0].message
