@@ -2,7 +2,8 @@
 
 The sample is a procedural room from :mod:`see3d.synth` (made in code, nothing downloaded): one rendered
 "photo" with its depth goes through warping-based generation along an orbit (the small See3D model
-shipped in ``see3d/assets/demo_mvd`` fills the holes), then 3D Gaussian splatting reconstructs the scene,
+shipped in ``see3d/assets/demo_mvd`` fills the holes; without it, OpenCV Telea inpainting does, and
+``demo.json`` says which), then 3D Gaussian splatting reconstructs the scene,
 which is exported as ``splats.ply`` (open it with ``see3d view``) and a flythrough ``flythrough.mp4``.
 """
 
@@ -38,8 +39,12 @@ class DemoConfig:
     path: str = field(default="orbit_right", metadata={"help": "camera path preset"})
     steps: int = field(default=25, metadata={"help": "diffusion steps"})
     guidance: float = field(default=2.0, metadata={"help": "guidance scale"})
-    iters: int = field(default=1500, metadata={"help": "Gaussian-splatting optimisation steps"})
-    fill: Literal["mvd", "telea"] = field(default="mvd", metadata={"help": "hole filler: the shipped See3D model, or OpenCV Telea inpainting"})
+    iters: int = field(default=1000, metadata={"help": "Gaussian-splatting optimisation steps"})
+    video_frames: int = field(default=48, metadata={"help": "frames of the flythrough video"})
+    fill: Literal["auto", "mvd", "telea"] = field(
+        default="auto",
+        metadata={"help": "hole filler: the See3D model (mvd), OpenCV Telea inpainting, or auto (the shipped model when the package has one, else Telea)"},
+    )
 
 
 def sample_photo(seed: int, width: int, height: int):
@@ -70,27 +75,32 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
     image, depth, cam = sample_photo(cfg.seed, cfg.size, cfg.size)
     save_image(out / "input.png", image)
     pipe = None
-    if cfg.fill == "mvd":
+    weights = Path(weights) if weights else default_demo_weights()
+    fill = cfg.fill
+    if fill == "auto":
+        fill = "mvd" if weights.is_dir() else "telea"
+        if fill == "telea":
+            log.warning("no See3D model at %s: filling holes with OpenCV Telea inpainting", weights)
+    if fill == "mvd":
         from see3d.commands._common import load_see3d
 
-        weights = Path(weights) if weights else default_demo_weights()
         if not weights.is_dir():
-            raise WeightsError(weights, "the demo model folder is missing (reinstall see3d, or pass --fill telea)")
+            raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
         pipe = load_see3d(weights, "single", "cpu", "float32")
     gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
-                          seed=cfg.seed, fill=cfg.fill)  # fmt: skip
+                          seed=cfg.seed, fill=fill)  # fmt: skip
     # the sample photo comes with its depth map; new views keep the depth warped from it
     result = generate_from_image(image, TrueDepth(depth[None], ["input"]), gcfg, pipe, camera=cam, name="input", new_view_depth=None)
     result.save(out / "views")
     t_gen = time.time() - t0
     rcfg = ReconstructConfig(iters=cfg.iters, sh_degree=1, init_points=20_000, checkpoint_every=0)
-    summary = reconstruct(result.views, out / "splats", rcfg, video=True, show_progress=True)
+    summary = reconstruct(result.views, out / "splats", rcfg, video=True, video_frames=cfg.video_frames, show_progress=True)
     report = {
         "input": str(out / "input.png"),
         "views": str(out / "views"),
         "splats": summary["splats"],
         "flythrough": summary.get("video"),
-        "filler": cfg.fill if cfg.fill == "telea" else f"mvd ({weights})",
+        "filler": "telea (OpenCV inpainting)" if fill == "telea" else f"mvd ({weights})",
         "seconds_generate": round(t_gen, 1),
         "seconds_total": round(time.time() - t0, 1),
         "config": config_to_dict(cfg),
