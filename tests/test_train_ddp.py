@@ -31,7 +31,8 @@ res = train(cfg)
 rank = int(os.environ["RANK"])
 
 # loss on a fixed batch with fixed noise: the fresh model against the trained one
-vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
+tc = json.load(open({out!r} + "/train_config.json"))  # the latent shift/scale the trainer measured
+vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4, scale=tc["pixel_scale"], shift=tc["pixel_shift"])
 sched, cond, ctx = build_noise_scheduler(cfg), condition_config(cfg, vae), ContextEncoder("zero", tokens=2, dim=16)
 batch = collate([ClipDataset(find_clips(cfg.data), 4, [1], resolution=32, seed=99)[g] for g in range(4)])
 torch.manual_seed(cfg.seed)
