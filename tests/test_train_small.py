@@ -127,3 +127,19 @@ def test_pixel_stats_give_unit_variance_latents(tmp_path):
     vae = load_vae("pixel_unshuffle", None, 4, 1 / std, mean)
     z, _ = encode_posterior(vae, torch.from_numpy(px).permute(0, 3, 1, 2).float())
     assert abs(float(z.mean())) < 1e-3 and float(z.std()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_training_context_equals_the_pipeline_context(tmp_path):
+    """E_text("") + 0.2 E_image(first reference), computed in training as the pipeline computes it at inference."""
+    from see3d.pipelines.see3d_pipeline import See3DPipeline
+    from see3d.pipelines.tiny import write_tiny_see3d
+    from see3d.train.encoders import ContextEncoder
+
+    folder = write_tiny_see3d(tmp_path / "tiny", variants=("single",))
+    pipe = See3DPipeline.from_official(folder)
+    ctx = ContextEncoder("encoders", folder / "text_encoder", folder / "tokenizer", folder / "CLIP-ViT-H-14-laion2B-s32B-b79K")
+    refs = torch.rand(2, 3, 48, 64)
+    ours = ctx(refs * 2 - 1, 2, "cpu")
+    for i in range(2):
+        assert torch.allclose(ours[i : i + 1], pipe.encode_context(refs[i]), atol=1e-5)
+    assert ours.shape == (2, 77, 32) and not torch.allclose(ours[0], ours[1])
