@@ -23,3 +23,15 @@ def shared_path(*parts: str) -> Path:
 def shared():
     """Callable fixture: ``shared("reference", "parity")`` -> Path, skipping when absent."""
     return shared_path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module of tiny-model tests: on a 2-core machine two contending
+    threads only slow them down. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

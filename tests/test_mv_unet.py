@@ -17,12 +17,7 @@ from see3d.pipelines.tiny import TINY_UNET_CONFIG, write_tiny_unet
 CASES = ["case", "case_f3", "case_eps"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

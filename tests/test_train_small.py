@@ -11,13 +11,7 @@ from see3d.commands.train import config_from_args
 from see3d.train.small_model import PixelUnshuffleVAE, small_train_config, small_unet_config
 from train_helpers import make_videos
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_pixel_unshuffle_vae_is_exactly_invertible_and_reloads(tmp_path):

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from see3d.errors import WeightsError
+from see3d.io.weights import read_state_dict
 
 # COCO classes treated as dynamic: people, animals, vehicles and sports equipment (the paper lists
 # humans, animals and sports equipment; vehicles move in most clips that show them large).
@@ -97,16 +98,12 @@ class MaskRCNNDetector:
     """
 
     def __init__(self, weights: str | Path, classes: tuple[str, ...] = DYNAMIC_CLASSES, score: float = 0.5, device: str = "cpu", min_size: int = 512):
-        import torch
         from torchvision.models.detection import maskrcnn_resnet50_fpn
 
         weights = Path(weights)
         if not weights.is_file():
             raise WeightsError(weights, "Mask R-CNN weights not found")
-        try:
-            sd = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-            raise WeightsError(weights, f"not a loadable torch weights file ({e})") from e
+        sd = read_state_dict(weights)
         model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91, min_size=min_size, box_score_thresh=score)
         try:
             model.load_state_dict(sd, strict=True)

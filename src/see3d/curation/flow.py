@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from see3d.errors import WeightsError
+from see3d.io.weights import read_state_dict
 
 
 class FlowBackend(Protocol):
@@ -95,18 +96,12 @@ def load_raft_small(weights: str | Path, device: str = "cpu"):
 
     Raises :class:`WeightsError` naming the file when it is missing or does not fit.
     """
-    import torch
     from torchvision.models.optical_flow import raft_small
 
     weights = Path(weights)
     if not weights.is_file():
         raise WeightsError(weights, "RAFT-small weights not found (download raft-small.pth from the RAFT release)")
-    try:
-        sd = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-        raise WeightsError(weights, f"not a loadable torch weights file ({e})") from e
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
+    sd = read_state_dict(weights)
     model = raft_small(weights=None, progress=False)
     try:
         model.load_state_dict(raft_small_state_dict(sd), strict=True)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from see3d.errors import WeightsError
+from see3d.io.weights import read_state_dict
 
 # ReLU outputs tapped in torchvision's ``features`` Sequential, and their channel counts.
 _TAPS = {"alex": (1, 4, 7, 9, 11), "vgg": (3, 8, 15, 22, 29)}
@@ -106,23 +107,6 @@ class LPIPS(nn.Module):
         return total
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any unreadable file becomes a clear WeightsError
-        raise WeightsError(path, f"cannot read LPIPS weights ({e})") from e
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise WeightsError(path, "is not a state dict")
-    return sd
-
-
 def _map_key(key: str) -> str | None:
     """Our name for a key of the lpips package / torchvision checkpoints, or None to ignore it."""
     if m := re.fullmatch(r"(?:lin|lins\.)(\d)\.model\.1\.weight", key):
@@ -159,7 +143,7 @@ def load_lpips(paths: str | Path | list[str | Path], net: Literal["alex", "vgg"]
             raise WeightsError(p, "LPIPS weights not found")
     merged: dict[str, torch.Tensor] = {}
     for f in files:
-        for k, v in _read_state_dict(f).items():
+        for k, v in read_state_dict(f).items():
             name = _map_key(k)
             if name is not None and isinstance(v, torch.Tensor):
                 merged[name] = v
