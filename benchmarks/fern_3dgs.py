@@ -6,7 +6,7 @@ with poses_bounds.npy, so splats start at random points in the training frusta b
 bounds. Target (dense): held-out PSNR >= 23 dB within 20 minutes on 2 cores. The script also checks
 that the written ``splats.ply`` reloads with identical parameters and renders the same test image.
 
-    .venv/bin/python benchmarks/fern_3dgs.py [--views all|3] [--iters 2000] [--out /tmp/fern]
+    .venv/bin/python benchmarks/fern_3dgs.py [--views all|3] [--iters 1500] [--out /tmp/fern]
 
 Needs ``../shared/data/llff_fern`` (or ``--data``). Prints wall-clock and process CPU seconds: on a
 shared machine the wall clock is pessimistic.
@@ -35,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "llff_fern"))
     ap.add_argument("--views", choices=["all", "3"], default="all")
-    ap.add_argument("--iters", type=int, default=None, help="default: 2000 (all views) / 1000 (3 views)")
+    ap.add_argument("--iters", type=int, default=None, help="default: 1500 (all views) / 1000 (3 views)")
     ap.add_argument("--init-points", type=int, default=60_000)
     ap.add_argument("--sh-degree", type=int, default=1)
     ap.add_argument("--max-gaussians", type=int, default=250_000)
@@ -48,7 +48,7 @@ def main() -> None:
     n = len(data.views)
     sparse = args.views == "3"
     split = holdout_split(n, 3 if sparse else None)
-    iters = args.iters or (1000 if sparse else 2000)
+    iters = args.iters or (1000 if sparse else 1500)
     cfg = ReconstructConfig(
         iters=iters,
         sh_degree=args.sh_degree,

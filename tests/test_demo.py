@@ -23,3 +23,23 @@ def test_demo_writes_views_splats_and_video(tmp_path, capsys):
 def test_demo_with_missing_weights_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--fill", "mvd", "--weights", str(tmp_path / "nowhere")]) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_demo_runs_the_shipped_small_model_by_default(tmp_path):
+    """The package ships the small See3D model; `see3d demo` fills the holes with it unless told otherwise."""
+    import numpy as np
+
+    from see3d.demo import default_demo_weights
+
+    assert (default_demo_weights() / "unet" / "config.json").is_file()
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n-frames", "4", "--steps", "4", "--iters", "40", "--video-frames", "6"]) == 0
+    report = json.loads((out / "demo.json").read_text())
+    assert report["filler"].startswith("mvd")
+    views = Views.load(out / "views")
+    assert len(views) == 5
+    new = np.asarray(views.images[1:])
+    holes = ~np.asarray(views.masks[1:]) if views.masks is not None else None
+    assert holes is not None and holes.any()
+    # the model painted the holes (not left black) with plausible colours of the scene
+    assert new[holes].mean() > 0.05 and np.isfinite(new).all()

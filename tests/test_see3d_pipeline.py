@@ -170,6 +170,30 @@ def test_save_pretrained_round_trip(pipe, tmp_path):
     assert (a.images - b.images).abs().max() < 1e-4 and (a.base_images - b.base_images).abs().max() < 1e-4
 
 
+def test_load_takes_either_layout_and_names_a_broken_folder(weights, pipe, tmp_path):
+    official = See3DPipeline.load(weights)  # the released layout
+    assert official.sr_unet is None and torch.equal(official.unet.time_embed[0].weight, pipe.unet.time_embed[0].weight)
+    pipe.save_pretrained(tmp_path / "saved")
+    saved = See3DPipeline.load(tmp_path / "saved", sr=True)  # a save_pretrained folder (model_index.json)
+    assert torch.equal(saved.unet.time_embed[0].weight, pipe.unet.time_embed[0].weight) and saved.sr_unet is not None
+    shutil.rmtree(tmp_path / "saved" / "unet")
+    with pytest.raises(WeightsError, match="saved"):
+        See3DPipeline.load(tmp_path / "saved")
+
+
+def test_keep_known_keeps_warped_pixels_and_fills_holes(pipe):
+    refs, warps, masks = _inputs(t=2)
+    masks[:, :, :, : W // 2] = 1.0  # the left half is all known: whole latent blocks are blended in
+    kw = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
+    free = pipe(refs, warps, masks, **kw).images
+    kept = pipe(refs, warps, masks, keep_known=True, **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+    known = masks.expand_as(kept) > 0.5
+    assert torch.equal(kept[known], warps[known])  # valid pixels are the warp's
+    assert (free[known] - warps[known]).abs().mean() > 1e-3  # the official sampler regenerates them
+    holes = ~known
+    assert kept[holes].std() > 0.01 and (kept[holes] - free[holes]).abs().mean() > 1e-4  # holes are generated, in context
+
+
 def test_vae_slicing_and_tiling_pass_through(pipe):
     refs, warps, masks = _inputs(t=2)
     kw = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)

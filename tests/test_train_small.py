@@ -36,6 +36,7 @@ def test_pixel_unshuffle_vae_is_exactly_invertible_and_reloads(tmp_path):
 def test_small_preset_and_cli_overrides(tmp_path):
     cfg = small_train_config(tmp_path, tmp_path / "out")
     assert (cfg.resolution, cfg.num_frames, cfg.latent_space, cfg.context, cfg.random_encoders) == (64, 5, "pixel_unshuffle", "encoders", True)
+    assert cfg.prediction_type == "sample"  # x0: learns usable samples far sooner than v on CPU budgets
     assert small_unet_config(48)["in_channels"] == 97
     parser = build_parser()
     args = parser.parse_args(["train", "--data", str(tmp_path), "--preset", "small", "--max-steps", "7", "--no-condition-noise"])
@@ -137,3 +138,18 @@ def test_training_context_equals_the_pipeline_context(tmp_path):
     for i in range(2):
         assert torch.allclose(ours[i : i + 1], pipe.encode_context(refs[i]), atol=1e-5)
     assert ours.shape == (2, 77, 32) and not torch.allclose(ours[0], ours[1])
+
+
+def test_simulated_depth_estimate_is_smooth_seeded_and_off_by_default():
+    from see3d.train.evaluate_small import estimated_depth
+
+    depth = np.full((64, 64), 2.0, np.float32)
+    depth[:, 32:] = 5.0  # a depth edge
+    assert np.array_equal(estimated_depth(depth, 0.0, 0.0, seed=0), depth)
+    noisy = estimated_depth(depth, 0.1, 0.0, seed=0)
+    log_ratio = np.log(noisy / depth)
+    assert log_ratio.std() == pytest.approx(0.1, rel=0.05)  # wrong relative depths of the requested size...
+    assert np.abs(np.diff(log_ratio, axis=1)).max() < 0.05  # ...that vary smoothly, not per pixel
+    assert np.array_equal(noisy, estimated_depth(depth, 0.1, 0.0, seed=0)) and not np.array_equal(noisy, estimated_depth(depth, 0.1, 0.0, seed=1))
+    blurred = estimated_depth(depth, 0.0, 2.0, seed=0)
+    assert 2.0 < blurred[10, 32] < 5.0 and blurred[10, 0] == pytest.approx(2.0)  # flying pixels at the edge only

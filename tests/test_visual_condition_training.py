@@ -89,7 +89,7 @@ def test_deterministic_with_a_generator():
     assert not torch.equal(a.model_input, c.model_input)
 
 
-@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])
 def test_regression_target_inverts_with_the_ddim_formula(prediction_type):
     z0 = torch.randn(1, 3, 4, 8, 8)
     inp = _inputs(z0, timesteps=torch.tensor([321]), prediction_type=prediction_type)
@@ -97,6 +97,8 @@ def test_regression_target_inverts_with_the_ddim_formula(prediction_type):
     x_t = inp.noisy_latents[1:]
     if prediction_type == "v_prediction":
         z_hat = a.sqrt() * x_t - (1 - a).sqrt() * inp.target[1:]
+    elif prediction_type == "sample":
+        z_hat = inp.target[1:]
     else:
         z_hat = (x_t - (1 - a).sqrt() * inp.target[1:]) / a.sqrt()
     assert torch.allclose(z_hat, z0[0, 1:], atol=1e-5)

@@ -37,10 +37,14 @@ class DemoConfig:
     size: int = field(default=64, metadata={"help": "working resolution (long side, multiple of 64); the shipped model is trained at 64"})
     n_frames: int = field(default=8, metadata={"help": "new views generated along the orbit"})
     path: str = field(default="orbit_right", metadata={"help": "camera path preset"})
-    steps: int = field(default=25, metadata={"help": "diffusion steps"})
-    guidance: float = field(default=2.0, metadata={"help": "guidance scale"})
+    steps: int = field(default=3, metadata={"help": "diffusion steps (the shipped small model: 3 and no guidance were best on validation scenes)"})
+    guidance: float = field(default=0.0, metadata={"help": "guidance scale (official model: 2.0; the shipped small model: 0)"})
     iters: int = field(default=1000, metadata={"help": "Gaussian-splatting optimisation steps"})
     video_frames: int = field(default=48, metadata={"help": "frames of the flythrough video"})
+    keep_known: bool = field(
+        default=True,
+        metadata={"help": "keep the warped pixels, fill only the holes (the sample's warps come from its exact depth); --no-keep-known regenerates whole views"},
+    )
     fill: Literal["auto", "mvd", "telea"] = field(
         default="auto",
         metadata={"help": "hole filler: the See3D model (mvd), OpenCV Telea inpainting, or auto (the shipped model when the package has one, else Telea)"},
@@ -88,7 +92,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
             raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
         pipe = load_see3d(weights, "single", "cpu", "float32")
     gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
-                          seed=cfg.seed, fill=fill)  # fmt: skip
+                          seed=cfg.seed, fill=fill, keep_known=cfg.keep_known)  # fmt: skip
     # the sample photo comes with its depth map; new views keep the depth warped from it
     result = generate_from_image(image, TrueDepth(depth[None], ["input"]), gcfg, pipe, camera=cam, name="input", new_view_depth=None)
     result.save(out / "views")

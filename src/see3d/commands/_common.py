@@ -23,11 +23,11 @@ def resolve_device(device: str, dtype: str):
 
 
 def load_see3d(weights: str | Path, variant: str, device: str = "auto", dtype: str = "auto", offload: bool = False):
-    """Load :class:`See3DPipeline` from the official folder layout onto a device."""
+    """Load :class:`See3DPipeline` (official layout or a ``save_pretrained`` folder) onto a device."""
     from see3d.pipelines.see3d_pipeline import See3DPipeline
 
     dev, dt = resolve_device(device, dtype)
-    pipe = See3DPipeline.from_official(weights, variant=variant, torch_dtype=dt)
+    pipe = See3DPipeline.load(weights, variant=variant, torch_dtype=dt)
     if offload and dev.type == "cuda":
         pipe.enable_model_cpu_offload()
     else:

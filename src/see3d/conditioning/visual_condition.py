@@ -110,6 +110,12 @@ def downsample_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(mask, size=size, mode="nearest")
 
 
+def known_blocks(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(F, 1, H, W) pixel validity (1 = known) -> (F, 1, h, w) bool, True where *every* pixel of the latent's
+    block is known (a min-pool; used to keep warped content, unlike :func:`downsample_mask`)."""
+    return -F.adaptive_max_pool2d(-(mask > 0.5).float(), size) > 0.5
+
+
 def build_unet_input(
     latents: torch.Tensor,
     cond: torch.Tensor,

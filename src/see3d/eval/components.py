@@ -101,7 +101,7 @@ def mvd_generate(
         if "pipe" not in state:
             from see3d.pipelines.see3d_pipeline import See3DPipeline
 
-            p = See3DPipeline.from_official(weights, variant=variant, torch_dtype=torch.float16 if str(device).startswith("cuda") else torch.float32)
+            p = See3DPipeline.load(weights, variant=variant, torch_dtype=torch.float16 if str(device).startswith("cuda") else torch.float32)
             p.to(device)
             p.set_progress_bar_config(disable=True)
             state["pipe"] = p

@@ -58,6 +58,10 @@ class GenerateConfig:
     fill: Literal["mvd", "telea"] = field(
         default="mvd", metadata={"help": "hole filler: the See3D model, or classical OpenCV Telea inpainting"}
     )
+    keep_known: bool = field(
+        default=False,
+        metadata={"help": "keep warped pixels as they are and let the model fill only the holes (the official method regenerates whole views)"},
+    )
     path_scale: float = field(default=1.0, metadata={"help": "multiplies the path's default motion (angles and distances)"})
     depth_tol: float = field(default=0.03, metadata={"help": "relative depth tolerance of the warping z-buffer"})
 
@@ -76,10 +80,10 @@ class HoleFiller(Protocol):
 class MVDFiller:
     """The See3D multi-view diffusion pipeline as a hole filler (references stay clean)."""
 
-    def __init__(self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None):
+    def __init__(self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None, keep_known: bool = False):
         import torch
 
-        self.pipe, self.steps, self.guidance, self.group_size = pipe, steps, guidance, group_size
+        self.pipe, self.steps, self.guidance, self.group_size, self.keep_known = pipe, steps, guidance, group_size, keep_known
         self.generator = torch.Generator("cpu").manual_seed(seed)
 
     def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -91,7 +95,7 @@ class MVDFiller:
         msk = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
         out = self.pipe(
             refs, tgts, msk, num_inference_steps=self.steps, guidance_scale=self.guidance, generator=self.generator,
-            height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False,
+            height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False, keep_known=self.keep_known,
         )  # fmt: skip
         return np.asarray(out.images, dtype=np.float32)
 
@@ -310,7 +314,7 @@ def make_filler(cfg: GenerateConfig, pipe=None) -> HoleFiller:
         return TeleaFiller()
     if pipe is None:
         raise InputError(None, "fill='mvd' needs the See3D weights (--weights DIR); use --fill telea for the classical baseline")
-    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed)
+    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, keep_known=cfg.keep_known)
 
 
 def generate_from_image(

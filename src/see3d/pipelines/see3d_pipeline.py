@@ -7,7 +7,8 @@ condition of :mod:`see3d.conditioning.visual_condition`. Cross-attention context
 0.2 x CLIP image embedding of reference 0, on all 77 tokens.
 
 Loading: :meth:`See3DPipeline.from_official` reads the released folder layout (HF ``bruiiii/See3D``,
-``checkpoint/MVD_weights``); ``save_pretrained`` / ``from_pretrained`` use the diffusers layout.
+``checkpoint/MVD_weights``); ``save_pretrained`` / ``from_pretrained`` use the diffusers layout;
+:meth:`See3DPipeline.load` takes either.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from see3d.conditioning.visual_condition import (
     build_unet_input,
     combine_guidance,
     downsample_mask,
+    known_blocks,
     mix_condition,
+    noise_latents,
     restore_references,
     uses_guidance,
 )
 from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger, progress
 from see3d.models.mv_unet import MultiViewUNet
+from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
 from see3d.pipelines.grouping import anchor_indices, official_sr_group_size, plan_groups
 from see3d.pipelines.inputs import ImageInput, to_image_batch, to_mask_batch, to_output
 from see3d.pipelines.schedule import make_scheduler, set_timesteps
@@ -88,7 +92,7 @@ class See3DPipeline(DiffusionPipeline):
 
     def __init__(
         self,
-        vae: AutoencoderKL,
+        vae: AutoencoderKL | PixelUnshuffleVAE,
         text_encoder: CLIPTextModel,
         tokenizer: CLIPTokenizer,
         unet: MultiViewUNet,
@@ -110,6 +114,27 @@ class See3DPipeline(DiffusionPipeline):
         )
 
     # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, folder: str | Path, variant: str = "single", torch_dtype: torch.dtype | None = None, sr: bool = False) -> See3DPipeline:
+        """Load either layout from a local folder: a diffusers ``save_pretrained`` folder (``unet/config.json``,
+        e.g. the small model ``see3d train --export-pipeline`` writes and ``see3d demo`` ships) or the released
+        official layout (:meth:`from_official`). Nothing is downloaded.
+
+        Raises:
+            WeightsError naming the folder and what is missing or failed to load.
+        """
+        folder = Path(folder)
+        # both layouts have a model_index.json; a save_pretrained folder keeps its UNet directly in unet/
+        if not (folder / "unet" / "config.json").is_file() or (folder / "unet" / "single").is_dir():
+            return cls.from_official(folder, variant=variant, torch_dtype=torch_dtype, sr=sr)
+        try:
+            pipe = cls.from_pretrained(str(folder), torch_dtype=torch_dtype or torch.float32, local_files_only=True)
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError, AttributeError) as e:
+            raise WeightsError(folder, f"cannot load the pipeline folder: {e}") from e
+        if sr and pipe.sr_unet is None:
+            raise WeightsError(folder, "this pipeline folder has no super-resolution UNet (sr_unet)")
+        return pipe
+
     @classmethod
     def from_official(
         cls,
@@ -229,6 +254,17 @@ class See3DPipeline(DiffusionPipeline):
             raise WeightsError(None, f"image embedding width {image.shape[-1]} differs from the text embedding width {text.shape[-1]}")
         return text + image_embed_scale * image[:, None, :]
 
+    @property
+    def hole_fill_value(self) -> float | None:
+        """Pixel value (in [0, 1]) that hole pixels of the warps are set to before encoding, or None to keep them.
+
+        Training zeroes the condition latent in the holes. With the lossless pixel-unshuffle VAE of small models
+        one pixel value encodes exactly to a zero latent, so holes are set to it (the training condition). With
+        a KL VAE (the official model) holes are encoded as given, as the official inference does."""
+        if not isinstance(self.vae, PixelUnshuffleVAE):
+            return None
+        return (float(self.vae.config.get("shift_factor") or 0.0) + 1.0) / 2.0
+
     # ------------------------------------------------------------------ denoising
     def denoise_group(
         self,
@@ -242,6 +278,7 @@ class See3DPipeline(DiffusionPipeline):
         generator: torch.Generator | None,
         clean_condition: bool = False,
         desc: str = "denoise",
+        keep_known: bool = False,
     ) -> torch.Tensor:
         """Denoise one multi-view group; returns its (F, 4, h, w) float32 latents (references restored).
 
@@ -251,11 +288,15 @@ class See3DPipeline(DiffusionPipeline):
             context: (1, L, D) cross-attention context.
             clean_condition: use the clean latents as condition at every step (super-resolution model) instead of
                 the noised, time-mixed warp (base models).
+            keep_known: after every step, replace the latents of fully known blocks by the warp latent noised to the
+                next timestep (clean after the last one), as "blended" inpainting samplers do. Not in the official
+                sampler, which lets the model revise warped pixels (warps from estimated depth carry errors).
         """
         device = self._execution_device
         n, _, h, w = cond_latents.shape
         cond_latents = cond_latents.to(device)
         mask_lat = downsample_mask(masks.to(device), (h, w))
+        known = known_blocks(masks.to(device), (h, w)) if keep_known else None
         guidance = uses_guidance(guidance_scale)
         rows = 2 * n if guidance else n
         ctx = context.to(device=device, dtype=unet.dtype).expand(rows, -1, -1)
@@ -276,6 +317,10 @@ class See3DPipeline(DiffusionPipeline):
             out = unet(unet_in.to(unet.dtype), t_rows, ctx, num_frames=n).float()
             pred = combine_guidance(out, guidance_scale) if guidance else out
             x = self.scheduler.step(pred, int(t), x).prev_sample
+            if known is not None:
+                prev = int(t) - self.scheduler.config.num_train_timesteps // self.scheduler.num_inference_steps
+                noise = randn_tensor(cond_latents.shape, generator=generator, device=device, dtype=torch.float32)
+                x = torch.where(known, noise_latents(cond_latents, noise, alphas_cumprod, prev) if prev >= 0 else cond_latents, x)
         return restore_references(x, cond_latents, num_refs)
 
     def generate_views(
@@ -292,6 +337,7 @@ class See3DPipeline(DiffusionPipeline):
         num_anchors: int = 2,
         clean_condition: bool = False,
         desc: str = "views",
+        keep_known: bool = False,
     ) -> torch.Tensor:
         """Generate all targets, group by group; returns their (T, 4, h, w) float32 latents.
 
@@ -313,8 +359,9 @@ class See3DPipeline(DiffusionPipeline):
             group_masks = torch.cat([torch.ones(len(refs), *masks.shape[1:]), masks[idx.start : idx.stop].cpu()])
             name = f"{desc} {gi + 1}/{len(groups)}" if len(groups) > 1 else desc
             out = self.denoise_group(
-                unet, cond, group_masks, len(refs), context, num_inference_steps, guidance_scale, generator, clean_condition, name
-            )
+                unet, cond, group_masks, len(refs), context, num_inference_steps, guidance_scale, generator, clean_condition, name,
+                keep_known=keep_known,
+            )  # fmt: skip
             done.extend(out[len(refs) :])
         return torch.stack(done)
 
@@ -338,6 +385,7 @@ class See3DPipeline(DiffusionPipeline):
         sr_guidance_scale: float = 1.0,
         sr_group_size: int | None = None,
         image_embed_scale: float = IMAGE_EMBED_SCALE,
+        keep_known: bool = False,
         return_dict: bool = True,
     ) -> See3DPipelineOutput | tuple:
         """Generate the target views.
@@ -357,6 +405,9 @@ class See3DPipeline(DiffusionPipeline):
             sr_num_inference_steps, sr_guidance_scale: SR stage settings (official 30, 1.0).
             sr_group_size: targets per SR group (None: the official ``(R + T + 3) // 2``).
             image_embed_scale: weight of the CLIP image embedding in the context (official 0.2).
+            keep_known: keep the warped pixels: blend known latent blocks in at every step and paste the valid
+                pixels into the output (off in the official method, which may correct warp errors; useful when the
+                warps are exact, e.g. from true depth).
         Returns:
             :class:`See3DPipelineOutput` (or ``(images, base_images)`` with ``return_dict=False``).
         """
@@ -372,12 +423,18 @@ class See3DPipeline(DiffusionPipeline):
         masks = to_mask_batch(target_masks, height, width, "target_masks")
         if len(masks) != len(targets):
             raise InputError(None, f"{len(targets)} target images but {len(masks)} target masks")
+        fill = self.hole_fill_value
+        if fill is not None:
+            targets = torch.where(masks > 0.5, targets, torch.full_like(targets, fill))
 
         context = self.encode_context(refs[0], image_embed_scale)
         latents = self.generate_views(
-            self.unet, refs, targets, masks, context, num_inference_steps, guidance_scale, generator, group_size, num_anchors, desc="views"
-        )
+            self.unet, refs, targets, masks, context, num_inference_steps, guidance_scale, generator, group_size, num_anchors, desc="views",
+            keep_known=keep_known,
+        )  # fmt: skip
         images = torch.cat([self.decode_latents(latents[i : i + 1]).cpu() for i in range(len(latents))])
+        if keep_known:
+            images = torch.where(masks.cpu() > 0.5, targets.cpu().to(images.dtype), images)
         base_images = None
         if super_resolution:
             base_images = images

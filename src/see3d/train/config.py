@@ -96,7 +96,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ diffusion
     scheduler: Path | None = field(default=None, metadata={"help": "local scheduler folder / scheduler_config.json; default: the official settings"})
-    prediction_type: Literal["v_prediction", "epsilon"] = field(default="v_prediction", metadata={"help": "training target"})
+    prediction_type: Literal["v_prediction", "epsilon", "sample"] = field(default="v_prediction", metadata={"help": "training target: v (official), epsilon, or sample (the clean latent, x0)"})
     rescale_zero_snr: bool = field(default=True, metadata={"help": "rescale betas to zero terminal SNR (official)"})
     cond_dropout: float = field(default=0.1, metadata={"help": "probability of dropping the target frames' visual condition (for guidance)"})
     condition_noise: bool = field(

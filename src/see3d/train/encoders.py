@@ -21,7 +21,7 @@ def load_vae(latent_space: str, vae_path: Path | None = None, pixel_unshuffle_fa
     """The frozen autoencoder: diffusers AutoencoderKL from a local folder, or the pixel-unshuffle stand-in
     (with latent ``scale`` and ``shift``)."""
     if latent_space == "pixel_unshuffle":
-        from see3d.train.small_model import PixelUnshuffleVAE
+        from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
 
         return PixelUnshuffleVAE(factor=pixel_unshuffle_factor, scaling_factor=scale, shift_factor=shift)
     from diffusers import AutoencoderKL

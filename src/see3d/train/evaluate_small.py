@@ -5,22 +5,29 @@ Protocol (posed ground truth is used only here, never in training):
 1. held-out scenes: a ``see3d synth`` set rendered with another seed, good camera paths only;
 2. per scene, frame 0 is the reference; targets are the frames at ``target_offsets``; the reference is
    forward-warped into each target camera with its *true* depth (:func:`see3d.geometry.warp.warp_to_cameras`),
-   which leaves holes (disocclusions, out-of-view regions);
+   which leaves holes (disocclusions, out-of-view regions) -- or, with ``depth_error`` / ``depth_edge_blur``,
+   with a simulated depth *estimate* (:func:`estimated_depth`), whose warps also carry misplaced and stretched
+   pixels, as warps from a monocular depth model do;
 3. fillers: classical OpenCV Telea inpainting (:class:`see3d.pipelines.generation.TeleaFiller`); trained
    models through :class:`see3d.pipelines.see3d_pipeline.See3DPipeline` (the inference visual condition:
    warp latents noised to t // 5 and mixed with the current latents by w(t')), all targets of a scene in
    one multi-view group with the reference;
 4. metrics against the true target frames: PSNR and SSIM of the whole view and PSNR inside the holes.
 
-Training zeroes the condition latent inside the holes; the warped views given to the models therefore hold
-the pixel value whose latent is zero in the holes (``hole_fill="neutral"``; for a KL VAE, mid-gray).
+Training zeroes the condition latent inside the holes; the pipeline therefore gives the small models the pixel
+value whose latent is zero in the holes (:attr:`See3DPipeline.hole_fill_value`).
 
 A model trained with masks only (``condition_noise=False``) saw clean masked latents as its condition; it
 is evaluated both with that matched condition (``clean`` rows: the warp latents as condition at every
 step, the pipeline's super-resolution mode) and with the See3D inference condition.
 
+With ``keep_known`` (``:keep``) a model keeps the warped pixels and fills only the holes (blended sampling plus
+pasting the valid pixels), the way Telea treats them; without it the model regenerates whole views, as the
+official method does.
+
 CLI: ``python -m see3d.train.evaluate_small --model see3d=RUN/pipeline --model mask_only=RUN2/pipeline:clean
---out eval_small`` (``:clean`` evaluates with the clean condition; give a model twice for both).
+--out eval_small`` (``:clean`` evaluates with the clean condition, ``:keep`` keeps the warped pixels; give a
+model several times for several modes).
 """
 
 from __future__ import annotations
@@ -55,10 +62,11 @@ class EvalSmallConfig:
     steps: int = field(default=25, metadata={"help": "DDIM steps"})
     guidance: float = field(default=2.0, metadata={"help": "guidance scale s (official 2.0)"})
     sample_seed: int = field(default=0, metadata={"help": "seed of the diffusion sampling"})
-    hole_fill: str = field(
-        default="neutral",
-        metadata={"help": "pixels given to the model in the holes: neutral (the value whose latent is 0, as the masked training condition) or black"},
+    depth_error: float = field(
+        default=0.0,
+        metadata={"help": "simulated depth-estimate error: std of a smooth random log-depth field (0: warp with the true depth)"},
     )
+    depth_edge_blur: float = field(default=0.0, metadata={"help": "simulated depth-estimate error: Gaussian blur of the depth map, sigma in pixels"})
 
 
 @dataclass
@@ -92,11 +100,31 @@ def heldout_scenes(cfg: EvalSmallConfig, out: Path) -> list[Scene]:
         idx = [o for o in cfg.target_offsets if o < len(views)]
         if not idx:
             continue
-        warps, masks, _ = warp_to_cameras(views.images[0], views.depth[0], views.cameras[[0]], views.cameras[idx])
+        depth = estimated_depth(views.depth[0], cfg.depth_error, cfg.depth_edge_blur, seed=cfg.seed + len(scenes))
+        warps, masks, _ = warp_to_cameras(views.images[0], depth, views.cameras[[0]], views.cameras[idx])
         scenes.append(Scene(rec["clip_id"], views.images[0], views.images[idx], np.clip(warps, 0, 1), masks))
     if not scenes:
         raise InputError(folder, "no usable held-out clips (need 'keep' clips with depth)")
     return scenes
+
+
+def estimated_depth(depth: np.ndarray, error: float, edge_blur: float, seed: int) -> np.ndarray:
+    """A stand-in for a monocular depth estimate aligned to the truth: ``depth`` (H, W) metres times
+    ``exp(f)`` with ``f`` a smooth random field of std ``error`` (wrong relative depths), then blurred with
+    sigma ``edge_blur`` px (estimators smooth depth edges, which makes stretched "flying" pixels in the warp).
+    Both 0 returns the depth unchanged."""
+    import cv2
+
+    d = depth.astype(np.float32)
+    h, w = d.shape
+    if error > 0:
+        rng = np.random.default_rng([int(seed), 7])
+        coarse = rng.standard_normal((4, 4)).astype(np.float32)
+        field_ = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+        d = d * np.exp(error * field_ / max(float(field_.std()), 1e-6))
+    if edge_blur > 0:
+        d = cv2.GaussianBlur(d, (0, 0), edge_blur)
+    return d
 
 
 def scene_metrics(pred: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> dict[str, list[float]]:
@@ -111,39 +139,39 @@ def scene_metrics(pred: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> dic
 
 def load_model(folder: Path):
     """A See3DPipeline from a ``pipeline`` folder written by ``see3d train --export-pipeline`` (CPU, float32)."""
-    import see3d.train.small_model  # noqa: F401  (diffusers loads the PixelUnshuffleVAE component only once imported)
     from see3d.pipelines.see3d_pipeline import See3DPipeline
 
     if not (Path(folder) / "model_index.json").is_file():
         raise InputError(folder, "not a pipeline folder (model_index.json missing; train with --export-pipeline)")
-    pipe = See3DPipeline.from_pretrained(str(folder))
+    pipe = See3DPipeline.load(folder)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: bool) -> np.ndarray:
+def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: bool, keep_known: bool = False) -> np.ndarray:
     """Targets (T, H, W, 3) generated by the pipeline from the reference and the warps (one group)."""
     gen = torch.Generator().manual_seed(cfg.sample_seed)
     refs = torch.from_numpy(scene.reference).permute(2, 0, 1)[None].float()
     warps = scene.warps
-    if cfg.hole_fill == "neutral":  # training zeroes the condition latent in the holes; give the pixel value that encodes to 0
-        neutral = (float(pipe.vae.config.get("shift_factor") or 0.0) + 1) / 2
-        warps = np.where(scene.masks[..., None], warps, np.float32(neutral))
+    if pipe.hole_fill_value is not None:  # as the pipeline's __call__ does (the clean-condition path below bypasses it)
+        warps = np.where(scene.masks[..., None], warps, np.float32(pipe.hole_fill_value))
     tgts = torch.from_numpy(np.ascontiguousarray(warps)).permute(0, 3, 1, 2).float()
     masks = torch.from_numpy(scene.masks).float()[:, None]
     with torch.no_grad():
         if not clean_condition:
             out = pipe(refs, tgts, masks, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gen,
-                       height=cfg.size, width=cfg.size, output_type="np", super_resolution=False)  # fmt: skip
+                       height=cfg.size, width=cfg.size, output_type="np", super_resolution=False, keep_known=keep_known)  # fmt: skip
             return np.asarray(out.images, np.float32)
         context = pipe.encode_context(refs[0])
-        lat = pipe.generate_views(pipe.unet, refs, tgts, masks, context, cfg.steps, cfg.guidance, gen, clean_condition=True)
+        lat = pipe.generate_views(pipe.unet, refs, tgts, masks, context, cfg.steps, cfg.guidance, gen, clean_condition=True, keep_known=keep_known)
         imgs = torch.cat([pipe.decode_latents(lat[i : i + 1]).cpu() for i in range(len(lat))])
+        if keep_known:
+            imgs = torch.where(masks > 0.5, tgts, imgs)
         return imgs.permute(0, 2, 3, 1).numpy().astype(np.float32)
 
 
-def evaluate_small(models: dict[str, tuple[Path, bool]], out: str | Path, cfg: EvalSmallConfig | None = None) -> dict:
-    """Evaluate Telea and every model ``name -> (pipeline folder, clean_condition)``; writes
+def evaluate_small(models: dict[str, tuple], out: str | Path, cfg: EvalSmallConfig | None = None) -> dict:
+    """Evaluate Telea and every model ``name -> (pipeline folder, clean_condition[, keep_known])``; writes
     ``out/results.json``, ``out/results.md`` (the table) and ``out/examples.png``; returns the results."""
     from see3d.io.images import save_image
     from see3d.pipelines.generation import TeleaFiller
@@ -167,17 +195,18 @@ def evaluate_small(models: dict[str, tuple[Path, bool]], out: str | Path, cfg: E
     add("warp only (holes black)", [s.warps * s.masks[..., None] for s in scenes], 0.0)
     t0 = time.time()
     add("OpenCV Telea inpainting", [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes], time.time() - t0)
-    for name, (folder, clean) in models.items():
+    for name, (folder, clean, *rest) in models.items():
         pipe = load_model(folder)
         t0 = time.time()
-        preds = [fill_with_model(pipe, s, cfg, clean) for s in progress(scenes, desc=name, total=len(scenes))]
+        keep = bool(rest and rest[0])
+        preds = [fill_with_model(pipe, s, cfg, clean, keep) for s in progress(scenes, desc=name, total=len(scenes))]
         add(name, preds, time.time() - t0)
 
     summary = {
         name: {k: float(np.nanmean(v)) for k, v in r.items() if k != "seconds"} | {"seconds": r["seconds"][0], "views": len(r["psnr"])}
         for name, r in rows.items()
     }
-    result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}, "models": {k: [str(v[0]), v[1]] for k, v in models.items()},
+    result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}, "models": {k: [str(v[0]), *v[1:]] for k, v in models.items()},
               "scenes": [s.name for s in scenes], "summary": summary, "per_view": rows}  # fmt: skip
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "results.md", results_table(summary))
@@ -200,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     from see3d.log import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m see3d.train.evaluate_small", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", default=[], help="NAME=PIPELINE_DIR[:clean] (repeatable)")
+    parser.add_argument("--model", action="append", default=[], help="NAME=PIPELINE_DIR[:clean][:keep] (repeatable; clean: the clean "
+                        "warp latent as condition at every step; keep: keep the warped pixels, fill only the holes)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("-v", "--verbose", action="count", default=1)
     add_dataclass_args(parser, EvalSmallConfig)
@@ -210,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.model:
         name, _, path = spec.partition("=")
         if not path:
-            parser.error(f"--model {spec!r}: expected NAME=DIR[:clean]")
-        clean = path.endswith(":clean")
-        models[name] = (Path(path[: -len(":clean")] if clean else path), clean)
+            parser.error(f"--model {spec!r}: expected NAME=DIR[:clean][:keep]")
+        flags = set()
+        while path.endswith((":clean", ":keep")):
+            path, _, flag = path.rpartition(":")
+            flags.add(flag)
+        models[name] = (Path(path), "clean" in flags, "keep" in flags)
     try:
         result = evaluate_small(models, args.out, dataclass_from_args(EvalSmallConfig, args))
     except InputError as e:
