@@ -108,6 +108,22 @@ def test_each_step_feeds_the_official_9_channel_batch(pipe):
     assert (last[1:3, 4:8] - last[1:3, :4]).abs().mean() < (first[1:3, 4:8] - first[1:3, :4]).abs().mean() / 3
 
 
+def test_clean_condition_feeds_the_warp_latents_at_every_step(pipe):
+    """The mask-only ablation's inference mode: the condition channels hold the clean warp latents, every step."""
+    refs, warps, masks = _inputs(t=2)
+    spy = UNetSpy(pipe.unet)
+    try:
+        pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, guidance_scale=0.0, clean_condition=True, **KW)
+    finally:
+        spy.remove()
+    g = torch.Generator().manual_seed(0)
+    pipe.encode_images(refs, g)  # the pipeline draws the references' posterior samples first
+    warp_latents = pipe.encode_images(warps, g)
+    assert len(spy.calls) == len(official_timesteps(KW["num_inference_steps"]))
+    for c in spy.calls:
+        assert torch.allclose(c["x"][1:, 4:8], warp_latents, atol=1e-5)
+
+
 def test_guidance_zero_skips_the_unconditional_branch(pipe):
     refs, warps, masks = _inputs(t=2)
     spy = UNetSpy(pipe.unet)

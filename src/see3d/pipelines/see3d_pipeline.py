@@ -386,6 +386,7 @@ class See3DPipeline(DiffusionPipeline):
         sr_group_size: int | None = None,
         image_embed_scale: float = IMAGE_EMBED_SCALE,
         keep_known: bool = False,
+        clean_condition: bool = False,
         return_dict: bool = True,
     ) -> See3DPipelineOutput | tuple:
         """Generate the target views.
@@ -408,6 +409,8 @@ class See3DPipeline(DiffusionPipeline):
             keep_known: keep the warped pixels: blend known latent blocks in at every step and paste the valid
                 pixels into the output (off in the official method, which may correct warp errors; useful when the
                 warps are exact, e.g. from true depth).
+            clean_condition: condition the base model on the clean warp latents at every step (how a mask-only
+                model, trained without the time-dependent noise, saw its condition) instead of the See3D mix.
         Returns:
             :class:`See3DPipelineOutput` (or ``(images, base_images)`` with ``return_dict=False``).
         """
@@ -429,8 +432,8 @@ class See3DPipeline(DiffusionPipeline):
 
         context = self.encode_context(refs[0], image_embed_scale)
         latents = self.generate_views(
-            self.unet, refs, targets, masks, context, num_inference_steps, guidance_scale, generator, group_size, num_anchors, desc="views",
-            keep_known=keep_known,
+            self.unet, refs, targets, masks, context, num_inference_steps, guidance_scale, generator, group_size, num_anchors,
+            clean_condition=clean_condition, desc="views", keep_known=keep_known,
         )  # fmt: skip
         images = torch.cat([self.decode_latents(latents[i : i + 1]).cpu() for i in range(len(latents))])
         if keep_known:
