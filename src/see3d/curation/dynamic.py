@@ -104,13 +104,8 @@ def fb_consistency(fwd: np.ndarray, bwd: np.ndarray, alpha1: float = 0.5, alpha2
     return lr < alpha1 * bound + alpha2
 
 
-def sampson_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """First-order geometric (Sampson) distance, pixels, of matches ``x1 -> x2`` (``(..., 2)`` pixel
-    coordinates) to the epipolar geometry ``x2^T F x1 = 0``:
-    ``|x2^T F x1| / sqrt((F x1)_0^2 + (F x1)_1^2 + (F^T x2)_0^2 + (F^T x2)_1^2)``. Returns shape ``(...)``."""
-    F = np.asarray(F, np.float64)
-    u1, v1 = x1[..., 0].astype(np.float64), x1[..., 1].astype(np.float64)
-    u2, v2 = x2[..., 0].astype(np.float64), x2[..., 1].astype(np.float64)
+def _sampson(F: np.ndarray, u1, v1, u2, v2):
+    """The Sampson formula on broadcastable coordinate arrays, computed in their dtype (F of the same dtype)."""
     l0 = F[0, 0] * u1 + F[0, 1] * v1 + F[0, 2]
     l1 = F[1, 0] * u1 + F[1, 1] * v1 + F[1, 2]
     l2 = F[2, 0] * u1 + F[2, 1] * v1 + F[2, 2]
@@ -120,23 +115,25 @@ def sampson_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarra
     return num / np.maximum(np.sqrt(l0 * l0 + l1 * l1 + m0 * m0 + m1 * m1), 1e-12)
 
 
+def sampson_distance(F: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """First-order geometric (Sampson) distance, pixels, of matches ``x1 -> x2`` (``(..., 2)`` pixel
+    coordinates) to the epipolar geometry ``x2^T F x1 = 0``:
+    ``|x2^T F x1| / sqrt((F x1)_0^2 + (F x1)_1^2 + (F^T x2)_0^2 + (F^T x2)_1^2)``. Returns shape ``(...)``
+    (float64)."""
+    u1, v1 = x1[..., 0].astype(np.float64), x1[..., 1].astype(np.float64)
+    u2, v2 = x2[..., 0].astype(np.float64), x2[..., 1].astype(np.float64)
+    return _sampson(np.asarray(F, np.float64), u1, v1, u2, v2)
+
+
 def sampson_dense(F: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """:func:`sampson_distance` of every pixel centre ``x1 = (j + 0.5, i + 0.5)`` and ``x1 + flow``,
-    float32 ``(H, W)`` pixels, for flow ``(H, W, 2)`` (broadcast form of the same formula)."""
+    float32 ``(H, W)`` pixels, for flow ``(H, W, 2)`` (broadcast grids and float32 with a unit-norm F, for speed)."""
     h, w = flow.shape[:2]
     F = np.asarray(F, np.float64)
     F = (F / np.linalg.norm(F)).astype(np.float32)
     u = np.arange(w, dtype=np.float32)[None, :] + 0.5
     v = np.arange(h, dtype=np.float32)[:, None] + 0.5
-    u2 = u + flow[..., 0]
-    v2 = v + flow[..., 1]
-    l0 = F[0, 0] * u + F[0, 1] * v + F[0, 2]
-    l1 = F[1, 0] * u + F[1, 1] * v + F[1, 2]
-    l2 = F[2, 0] * u + F[2, 1] * v + F[2, 2]
-    m0 = F[0, 0] * u2 + F[1, 0] * v2 + F[2, 0]
-    m1 = F[0, 1] * u2 + F[1, 1] * v2 + F[2, 1]
-    num = np.abs(u2 * l0 + v2 * l1 + l2)
-    return num / np.maximum(np.sqrt(l0 * l0 + l1 * l1 + m0 * m0 + m1 * m1), 1e-12)
+    return _sampson(F, u, v, u + flow[..., 0], v + flow[..., 1])
 
 
 def eq8_score(area: float, center: float) -> float:
