@@ -124,6 +124,26 @@ def test_clean_condition_feeds_the_warp_latents_at_every_step(pipe):
         assert torch.allclose(c["x"][1:, 4:8], warp_latents, atol=1e-5)
 
 
+def test_small_model_holes_get_the_zero_latent_it_was_trained_with(pipe):
+    """Training zeroes the condition latent in the holes; for the pixel-unshuffle VAE the pipeline sets hole pixels
+    to the value that encodes to exactly 0, whatever the warp holds there."""
+    from see3d.demo import default_demo_weights
+
+    small = See3DPipeline.load(default_demo_weights())
+    small.set_progress_bar_config(disable=True)
+    refs, warps = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    masks = torch.ones(2, 1, 64, 64)
+    masks[:, :, :32, :32] = 0  # a hole of whole 4x4 blocks
+    spy = UNetSpy(small.unet)
+    try:
+        small(refs, warps, masks, num_inference_steps=2, guidance_scale=0.0, clean_condition=True, height=64, width=64, output_type="pt")
+    finally:
+        spy.remove()
+    cond = spy.calls[0]["x"][1:, 48:96]
+    assert torch.count_nonzero(cond[:, :, :8, :8]) == 0 and torch.count_nonzero(cond[:, :, 8:, 8:]) > 0
+    assert pipe.hole_fill_value is None  # a KL VAE (the official model) encodes the holes as given, as the official code does
+
+
 def test_guidance_zero_skips_the_unconditional_branch(pipe):
     refs, warps, masks = _inputs(t=2)
     spy = UNetSpy(pipe.unet)
