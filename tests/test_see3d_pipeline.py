@@ -124,9 +124,9 @@ def test_clean_condition_feeds_the_warp_latents_at_every_step(pipe):
         assert torch.allclose(c["x"][1:, 4:8], warp_latents, atol=1e-5)
 
 
-def test_small_model_holes_get_the_zero_latent_it_was_trained_with(pipe):
-    """Training zeroes the condition latent in the holes; for the pixel-unshuffle VAE the pipeline sets hole pixels
-    to the value that encodes to exactly 0, whatever the warp holds there."""
+def test_small_model_holes_are_whole_blocks_as_in_training(pipe):
+    """Pixel-unshuffle models were trained with whole-block holes: a latent block with any hole pixel gets mask 0
+    and a zero condition latent, whatever the warp holds there; fully valid blocks keep the warp's latent."""
     from see3d.demo import default_demo_weights
 
     small = See3DPipeline.load(default_demo_weights())
@@ -134,14 +134,23 @@ def test_small_model_holes_get_the_zero_latent_it_was_trained_with(pipe):
     refs, warps = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
     masks = torch.ones(2, 1, 64, 64)
     masks[:, :, :32, :32] = 0  # a hole of whole 4x4 blocks
+    masks[:, :, 40, 41] = 0  # one hole pixel in latent block (10, 10)
     spy = UNetSpy(small.unet)
     try:
         small(refs, warps, masks, num_inference_steps=2, guidance_scale=0.0, clean_condition=True, height=64, width=64, output_type="pt")
     finally:
         spy.remove()
-    cond = spy.calls[0]["x"][1:, 48:96]
-    assert torch.count_nonzero(cond[:, :, :8, :8]) == 0 and torch.count_nonzero(cond[:, :, 8:, 8:]) > 0
-    assert pipe.hole_fill_value is None  # a KL VAE (the official model) encodes the holes as given, as the official code does
+    x = spy.calls[0]["x"][1:]
+    cond, mask = x[:, 48:96], x[:, 96]
+    expect = torch.ones(16, 16)
+    expect[:8, :8] = 0
+    expect[10, 10] = 0
+    assert torch.equal(mask, expect.expand(2, 16, 16))
+    assert torch.count_nonzero(cond[:, :, :8, :8]) == 0 and torch.count_nonzero(cond[:, :, 10, 10]) == 0
+    warp_latents = small.encode_images(warps, None)
+    known = expect.bool()
+    assert torch.allclose(cond[:, :, known], warp_latents[:, :, known], atol=1e-5)
+    assert not pipe.block_exact_masks  # a KL VAE (the official model): nearest masks, holes encoded as given
 
 
 def test_guidance_zero_skips_the_unconditional_branch(pipe):

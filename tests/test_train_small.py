@@ -37,6 +37,7 @@ def test_small_preset_and_cli_overrides(tmp_path):
     cfg = small_train_config(tmp_path, tmp_path / "out")
     assert (cfg.resolution, cfg.num_frames, cfg.latent_space, cfg.context, cfg.random_encoders) == (64, 5, "pixel_unshuffle", "encoders", True)
     assert cfg.prediction_type == "sample"  # x0: learns usable samples far sooner than v on CPU budgets
+    assert (cfg.warp_like_masks, cfg.mask_reduce) == (0.5, "any")  # whole-block holes, as the pipeline gives pixel-unshuffle models
     assert small_unet_config(48)["in_channels"] == 97
     parser = build_parser()
     args = parser.parse_args(["train", "--data", str(tmp_path), "--preset", "small", "--max-steps", "7", "--no-condition-noise"])
@@ -45,6 +46,7 @@ def test_small_preset_and_cli_overrides(tmp_path):
     args = parser.parse_args(["train", "--data", str(tmp_path), "--init-from", str(tmp_path / "u"), "--vae", str(tmp_path / "v"), "--context", "zero"])
     full = config_from_args(args)
     assert full.resolution == 512 and full.num_frames == 5 and full.learning_rate == 1e-5 and full.prediction_type == "v_prediction"
+    assert (full.warp_like_masks, full.mask_reduce) == (0.0, "nearest")  # the official KL-VAE convention
 
 
 def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from see3d.conditioning import MaskConfig, TrainingConditionConfig, build_training_inputs, masked_mse, random_hole_mask, random_hole_masks
+from see3d.conditioning import (
+    MaskConfig,
+    TrainingConditionConfig,
+    build_training_inputs,
+    masked_mse,
+    random_hole_mask,
+    random_hole_masks,
+    warp_like_hole_mask,
+)
 from see3d.conditioning.visual_condition import DecayParams
 from see3d.pipelines.schedule import make_scheduler
 
@@ -134,3 +142,43 @@ def test_stroke_masks_are_seeded_and_reach_the_coverage():
     assert not random_hole_mask(32, 32, torch.Generator(), MaskConfig(0.0, 0.0)).any()
     with pytest.raises(ValueError, match="coverage"):
         MaskConfig(min_coverage=0.5, max_coverage=0.2)
+
+
+def test_warp_shaped_masks_are_side_bands_and_crescents():
+    """Warp-shaped holes: a side band touches the image border; a crescent (an ellipse uncovered by its shifted
+    copy) never covers its ellipse's own centre region. Seeded, never empty, and mixed in at the given rate."""
+    g = torch.Generator().manual_seed(0)
+    masks = torch.stack([warp_like_hole_mask(64, 80, g) for _ in range(40)])
+    assert masks.shape == (40, 64, 80) and masks.dtype == torch.bool
+    assert masks.flatten(1).any(dim=1).all()  # at least one shape per mask
+    border = masks[:, 0].any(1) | masks[:, -1].any(1) | masks[:, :, 0].any(1) | masks[:, :, -1].any(1)
+    assert 0.3 < border.float().mean() < 1.0  # some masks have bands, some only crescents
+    frac = masks.float().mean(dim=(1, 2))
+    assert 0.05 < frac.mean() < 0.45 and frac.max() < 0.9
+    a = torch.stack([warp_like_hole_mask(32, 32, torch.Generator().manual_seed(s)) for s in range(3)])
+    b = torch.stack([warp_like_hole_mask(32, 32, torch.Generator().manual_seed(s)) for s in range(3)])
+    assert torch.equal(a, b)
+    # mixing: warp_like_prob 0 draws exactly the stroke masks of before (same generator stream)
+    s0 = random_hole_masks(6, 32, 32, torch.Generator().manual_seed(5), MaskConfig())
+    assert torch.equal(s0, random_hole_masks(6, 32, 32, torch.Generator().manual_seed(5), MaskConfig(warp_like_prob=0.0)))
+    mixed = random_hole_masks(200, 32, 32, torch.Generator().manual_seed(5), MaskConfig(warp_like_prob=0.5))
+    banded = (mixed[:, 0].all(1) | mixed[:, -1].all(1) | mixed[:, :, 0].all(1) | mixed[:, :, -1].all(1)).float().mean()
+    assert 0.1 < banded < 0.6  # a full-length hole along a side: (almost) only bands draw that
+    with pytest.raises(ValueError, match="warp_like_prob"):
+        MaskConfig(warp_like_prob=1.5)
+
+
+def test_any_reduction_makes_every_block_with_a_hole_pixel_a_hole(monkeypatch):
+    """mask_reduce='any' (pixel-unshuffle models): a latent is a hole when any pixel of its block is, the rule the
+    pipeline applies to warp masks; 'nearest' (official) looks at the block's first pixel only."""
+    import see3d.conditioning.training_condition as tc
+
+    drawn = torch.zeros(3, 32, 32, dtype=torch.bool)
+    drawn[:, 0, 0] = True  # first pixel of block (0, 0)
+    drawn[:, 9, 14] = True  # inside block (2, 3), not its first pixel
+    monkeypatch.setattr(tc, "random_hole_masks", lambda n, h, w, g, cfg: drawn[:n])
+    z0 = torch.randn(1, 3, 4, 8, 8)
+    near = _inputs(z0, mask_upscale=4, cond_drop_prob=0.0, mask_reduce="nearest").holes[0, 1:]
+    anyr = _inputs(z0, mask_upscale=4, cond_drop_prob=0.0, mask_reduce="any").holes[0, 1:]
+    assert near[:, 0, 0].all() and not near[:, 2, 3].any() and near.sum() == 2
+    assert anyr[:, 0, 0].all() and anyr[:, 2, 3].all() and anyr.sum() == 4

@@ -1,6 +1,6 @@
 """Visual conditioning of the multi-view diffusion: inference mix, training corruption, irregular masks."""
 
-from see3d.conditioning.masks import MaskConfig, random_hole_mask, random_hole_masks
+from see3d.conditioning.masks import MaskConfig, random_hole_mask, random_hole_masks, warp_like_hole_mask
 from see3d.conditioning.training_condition import TrainingConditionConfig, TrainingInputs, build_training_inputs, masked_mse
 from see3d.conditioning.visual_condition import (
     DecayParams,
@@ -30,5 +30,6 @@ __all__ = [
     "noise_latents",
     "random_hole_mask",
     "random_hole_masks",
+    "warp_like_hole_mask",
     "restore_references",
 ]

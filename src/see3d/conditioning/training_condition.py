@@ -34,7 +34,12 @@ class TrainingConditionConfig:
 
     cond_drop_prob: float = field(default=0.1, metadata={"help": "probability of dropping a clip's target condition (CFG)"})
     time_ratio: int = field(default=TIME_RATIO, metadata={"help": "condition noise level t' = t // time_ratio"})
-    mask_upscale: int = field(default=8, metadata={"help": "draw masks at latent size x this (pixel size), then take every n-th pixel"})
+    mask_upscale: int = field(default=8, metadata={"help": "draw masks at latent size x this (pixel size), then reduce them to latent size"})
+    mask_reduce: Literal["nearest", "any"] = field(
+        default="nearest",
+        metadata={"help": "nearest: a latent is a hole when its block's first pixel is (the official inference mask); "
+                          "any: when any pixel of its block is (the pipeline's block-exact mask for pixel-unshuffle models)"},
+    )
     prediction_type: Literal["v_prediction", "epsilon", "sample"] = field(default="v_prediction", metadata={"help": "regression target"})
     masks: MaskConfig = field(default_factory=MaskConfig)
     decay: DecayParams = field(default_factory=DecayParams)
@@ -115,7 +120,9 @@ def build_training_inputs(
 
     if holes is None:
         up = config.mask_upscale
-        holes = random_hole_masks(b * f, h * up, w * up, generator, config.masks)[:, ::up, ::up].reshape(b, f, h, w)
+        drawn = random_hole_masks(b * f, h * up, w * up, generator, config.masks)
+        drawn = drawn[:, ::up, ::up] if config.mask_reduce == "nearest" else F.max_pool2d(drawn[:, None].float(), up)[:, 0] > 0.5
+        holes = drawn.reshape(b, f, h, w)
     holes = holes.to(torch.bool).cpu().clone()
     holes[is_ref] = False
     visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)

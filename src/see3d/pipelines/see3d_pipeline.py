@@ -255,15 +255,15 @@ class See3DPipeline(DiffusionPipeline):
         return text + image_embed_scale * image[:, None, :]
 
     @property
-    def hole_fill_value(self) -> float | None:
-        """Pixel value (in [0, 1]) that hole pixels of the warps are set to before encoding, or None to keep them.
+    def block_exact_masks(self) -> bool:
+        """Whether latent holes are whole blocks: a latent counts as known only when every pixel of its block is.
 
-        Training zeroes the condition latent in the holes. With the lossless pixel-unshuffle VAE of small models
-        one pixel value encodes exactly to a zero latent, so holes are set to it (the training condition). With
-        a KL VAE (the official model) holes are encoded as given, as the official inference does."""
-        if not isinstance(self.vae, PixelUnshuffleVAE):
-            return None
-        return (float(self.vae.config.get("shift_factor") or 0.0) + 1.0) / 2.0
+        True for the lossless pixel-unshuffle VAE of small models: their training zeroes the condition latent of
+        every block that holds a hole pixel (``mask_reduce="any"``; a block is never half known), so the pipeline
+        does the same -- the block's mask is 0 and its condition latent is zeroed, whatever the warp's valid
+        pixels in it. False for a KL VAE (the official model): the mask is the block's first pixel (nearest) and
+        the warp is encoded as given, as the official inference does."""
+        return isinstance(self.vae, PixelUnshuffleVAE)
 
     # ------------------------------------------------------------------ denoising
     def denoise_group(
@@ -295,8 +295,13 @@ class See3DPipeline(DiffusionPipeline):
         device = self._execution_device
         n, _, h, w = cond_latents.shape
         cond_latents = cond_latents.to(device)
-        mask_lat = downsample_mask(masks.to(device), (h, w))
-        known = known_blocks(masks.to(device), (h, w)) if keep_known else None
+        known = known_blocks(masks.to(device), (h, w))
+        if self.block_exact_masks:
+            mask_lat = known.float()
+            cond_latents = cond_latents * mask_lat  # references and anchors are all known
+        else:
+            mask_lat = downsample_mask(masks.to(device), (h, w))
+        known = known if keep_known else None
         guidance = uses_guidance(guidance_scale)
         rows = 2 * n if guidance else n
         ctx = context.to(device=device, dtype=unet.dtype).expand(rows, -1, -1)
@@ -426,9 +431,6 @@ class See3DPipeline(DiffusionPipeline):
         masks = to_mask_batch(target_masks, height, width, "target_masks")
         if len(masks) != len(targets):
             raise InputError(None, f"{len(targets)} target images but {len(masks)} target masks")
-        fill = self.hole_fill_value
-        if fill is not None:
-            targets = torch.where(masks > 0.5, targets, torch.full_like(targets, fill))
 
         context = self.encode_context(refs[0], image_embed_scale)
         latents = self.generate_views(

@@ -96,11 +96,17 @@ def condition_config(cfg: TrainConfig, vae):
     setting t' = t // 10^9 = 0 (the lowest noise level, std sqrt(1 - a_0) = 0.03) and a constant weight
     w(t') = 1.
     """
-    from see3d.conditioning import TrainingConditionConfig
+    from see3d.conditioning import MaskConfig, TrainingConditionConfig
     from see3d.conditioning.visual_condition import DecayParams
 
     factor = int(getattr(vae.config, "factor", 0) or 2 ** (len(getattr(vae.config, "block_out_channels", [0] * 4)) - 1))
-    kw = {"cond_drop_prob": cfg.cond_dropout, "prediction_type": cfg.prediction_type, "mask_upscale": factor}
+    kw = {
+        "cond_drop_prob": cfg.cond_dropout,
+        "prediction_type": cfg.prediction_type,
+        "mask_upscale": factor,
+        "mask_reduce": cfg.mask_reduce,
+        "masks": MaskConfig(warp_like_prob=cfg.warp_like_masks),
+    }
     if not cfg.condition_noise:
         kw.update(time_ratio=10**9, decay=DecayParams(t_peak=1.0, t_end=0.0, value=1.0, rate=0.0))
     return TrainingConditionConfig(**kw)

@@ -102,6 +102,13 @@ class TrainConfig:
     condition_noise: bool = field(
         default=True, metadata={"help": "time-dependent noise + mixture on the condition (paper); off = masks only (the MV-UnPoseM ablation)"}
     )
+    warp_like_masks: float = field(
+        default=0.0, metadata={"help": "fraction of training masks shaped like warp holes (side bands + disocclusion crescents) instead of strokes"}
+    )
+    mask_reduce: Literal["nearest", "any"] = field(
+        default="nearest",
+        metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE) or any (a block with any hole pixel; what the pipeline uses for pixel-unshuffle models)"},
+    )
 
     # ------------------------------------------------------------------ optimisation
     max_steps: int = field(default=120_000, metadata={"help": "optimizer steps in total"})

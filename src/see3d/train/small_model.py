@@ -64,6 +64,10 @@ def small_train_config(data: str | Path, output_dir: str | Path, **overrides) ->
     the clean latent (``prediction_type="sample"``) rather than the official v: measured here, after 8 CPU
     minutes v-prediction samples are still covered in noise (12.8 dB on validation scenes) while x0-prediction
     gives 17.8 dB, because an undertrained v-model cannot tell the last steps' small noise from image detail.
+    Half of the training holes are warp-shaped (side bands, disocclusion crescents), and holes are whole latent
+    blocks (``mask_reduce="any"``), the block-exact masks the pipeline gives pixel-unshuffle models: on the
+    validation scenes this raised the fills that keep the warped pixels by 0.1 dB (See3D) and 0.2-0.5 dB (the
+    mask-only ablation) over stroke-only masks at the same budget.
     """
     cfg = dict(
         data=Path(data),
@@ -86,6 +90,8 @@ def small_train_config(data: str | Path, output_dir: str | Path, **overrides) ->
         weight_decay=0.0,
         ema_decay=0.995,
         prediction_type="sample",
+        warp_like_masks=0.5,
+        mask_reduce="any",
         max_steps=3000,
         checkpoint_every=250,
         log_every=10,
