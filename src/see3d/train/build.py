@@ -107,6 +107,8 @@ def condition_config(cfg: TrainConfig, vae):
         "mask_reduce": cfg.mask_reduce,
         "masks": MaskConfig(warp_like_prob=cfg.warp_like_masks),
     }
+    if cfg.mask_reduce == "any" and cfg.latent_space != "pixel_unshuffle":
+        log.warning("mask_reduce 'any' with a KL VAE: See3DPipeline gives KL-VAE models nearest-pixel masks at inference, not whole blocks")
     if not cfg.condition_noise:
         kw.update(time_ratio=10**9, decay=DecayParams(t_peak=1.0, t_end=0.0, value=1.0, rate=0.0))
     return TrainingConditionConfig(**kw)
