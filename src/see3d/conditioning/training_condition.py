@@ -25,7 +25,15 @@ import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
 
 from see3d.conditioning.masks import MaskConfig, random_hole_masks
-from see3d.conditioning.visual_condition import TIME_RATIO, DecayParams, condition_timestep, decay_weight, noise_latents
+from see3d.conditioning.visual_condition import (
+    TIME_RATIO,
+    DecayParams,
+    condition_timestep,
+    decay_weight,
+    downsample_mask,
+    known_blocks,
+    noise_latents,
+)
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,13 @@ def build_training_inputs(
 
     if holes is None:
         up = config.mask_upscale
-        drawn = random_hole_masks(b * f, h * up, w * up, generator, config.masks)
-        drawn = drawn[:, ::up, ::up] if config.mask_reduce == "nearest" else F.max_pool2d(drawn[:, None].float(), up)[:, 0] > 0.5
-        holes = drawn.reshape(b, f, h, w)
+        drawn_visible = (~random_hole_masks(b * f, h * up, w * up, generator, config.masks))[:, None].float()
+        # the pipeline's own reductions of pixel masks, so training holes have the form inference gives
+        if config.mask_reduce == "nearest":
+            holes = downsample_mask(drawn_visible, (h, w))[:, 0] < 0.5
+        else:
+            holes = ~known_blocks(drawn_visible, (h, w))[:, 0]
+        holes = holes.reshape(b, f, h, w)
     holes = holes.to(torch.bool).cpu().clone()
     holes[is_ref] = False
     visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)

@@ -301,7 +301,6 @@ class See3DPipeline(DiffusionPipeline):
             cond_latents = cond_latents * mask_lat  # references and anchors are all known
         else:
             mask_lat = downsample_mask(masks.to(device), (h, w))
-        known = known if keep_known else None
         guidance = uses_guidance(guidance_scale)
         rows = 2 * n if guidance else n
         ctx = context.to(device=device, dtype=unet.dtype).expand(rows, -1, -1)
@@ -322,7 +321,7 @@ class See3DPipeline(DiffusionPipeline):
             out = unet(unet_in.to(unet.dtype), t_rows, ctx, num_frames=n).float()
             pred = combine_guidance(out, guidance_scale) if guidance else out
             x = self.scheduler.step(pred, int(t), x).prev_sample
-            if known is not None:
+            if keep_known:
                 prev = int(t) - self.scheduler.config.num_train_timesteps // self.scheduler.num_inference_steps
                 noise = randn_tensor(cond_latents.shape, generator=generator, device=device, dtype=torch.float32)
                 x = torch.where(known, noise_latents(cond_latents, noise, alphas_cumprod, prev) if prev >= 0 else cond_latents, x)
