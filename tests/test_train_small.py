@@ -54,6 +54,8 @@ def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--num-frames", "4", "--num-refs", "4", "--context", "zero", "--unet-config", "x", "--vae", "v"]) == 1
     assert "num_refs" in capsys.readouterr().err
+    assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o2"), "--warp-like-masks", "2"]) == 1
+    assert "warp_like_masks" in capsys.readouterr().err and not (tmp_path / "o2").exists()  # refused before anything is written
 
 
 def test_base_model_fills_component_paths(tmp_path):
@@ -155,3 +157,25 @@ def test_simulated_depth_estimate_is_smooth_seeded_and_off_by_default():
     assert np.array_equal(noisy, estimated_depth(depth, 0.1, 0.0, seed=0)) and not np.array_equal(noisy, estimated_depth(depth, 0.1, 0.0, seed=1))
     blurred = estimated_depth(depth, 0.0, 2.0, seed=0)
     assert 2.0 < blurred[10, 32] < 5.0 and blurred[10, 0] == pytest.approx(2.0)  # flying pixels at the edge only
+
+
+def test_whole_block_holes_follow_the_config_and_warn_for_kl_vaes(tmp_path, caplog):
+    """--mask-reduce and --warp-like-masks reach the training condition; 'any' with a KL VAE is allowed but
+    warned about, since the pipeline gives KL-VAE models nearest-pixel masks at inference."""
+    import logging
+    from types import SimpleNamespace
+
+    from see3d.train.build import condition_config
+    from see3d.train.config import TrainConfig
+
+    kl_vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[1, 2, 3, 4]))
+    cfg = TrainConfig(data=tmp_path, latent_space="vae", vae=tmp_path / "v", mask_reduce="any", warp_like_masks=0.3)
+    with caplog.at_level(logging.WARNING, logger="see3d"):
+        cc = condition_config(cfg, kl_vae)
+    assert (cc.mask_reduce, cc.masks.warp_like_prob, cc.mask_upscale) == ("any", 0.3, 8)
+    assert "nearest-pixel masks" in caplog.text
+    caplog.clear()
+    small = small_train_config(tmp_path, tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="see3d"):
+        cc = condition_config(small, PixelUnshuffleVAE(factor=4))
+    assert (cc.mask_reduce, cc.mask_upscale) == ("any", 4) and "nearest-pixel" not in caplog.text

@@ -185,6 +185,8 @@ class TrainConfig:
             raise InputError(None, f"need 1 <= min_stride <= max_stride (got {self.min_stride}, {self.max_stride})")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise InputError(None, f"cond_dropout must be in [0, 1) (got {self.cond_dropout})")
+        if not 0.0 <= self.warp_like_masks <= 1.0:
+            raise InputError(None, f"warp_like_masks is a fraction of the training masks, in [0, 1] (got {self.warp_like_masks})")
         if self.latent_space == "vae" and self.vae is None:
             raise InputError(None, "latent_space 'vae' needs --vae (a local AutoencoderKL folder)")
         if self.latent_space == "pixel_unshuffle" and self.resolution % self.pixel_unshuffle_factor:
