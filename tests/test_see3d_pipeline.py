@@ -124,13 +124,18 @@ def test_clean_condition_feeds_the_warp_latents_at_every_step(pipe):
         assert torch.allclose(c["x"][1:, 4:8], warp_latents, atol=1e-5)
 
 
-def test_small_model_holes_are_whole_blocks_as_in_training(pipe):
-    """Pixel-unshuffle models were trained with whole-block holes: a latent block with any hole pixel gets mask 0
-    and a zero condition latent, whatever the warp holds there; fully valid blocks keep the warp's latent."""
+def test_one_mask_channel_small_models_get_whole_block_holes(pipe):
+    """Pixel-unshuffle models with one mask channel were trained with whole-block holes (--mask-reduce any): a
+    latent block with any hole pixel gets mask 0 and a zero condition latent, whatever the warp holds there;
+    fully valid blocks keep the warp's latent."""
     from see3d.demo import default_demo_weights
+    from see3d.models.mv_unet import MultiViewUNet
 
     small = See3DPipeline.load(default_demo_weights())
     small.set_progress_bar_config(disable=True)
+    conf = {k: v for k, v in small.unet.config.items() if not k.startswith("_")}
+    torch.manual_seed(0)
+    small.register_modules(unet=MultiViewUNet.from_config({**conf, "in_channels": 2 * 48 + 1}))
     refs, warps = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
     masks = torch.ones(2, 1, 64, 64)
     masks[:, :, :32, :32] = 0  # a hole of whole 4x4 blocks
@@ -336,3 +341,40 @@ def test_official_bin_weights_with_camera_embed_load(tmp_path):
     assert pipe.unet.config.camera_dim == 16 and pipe.sr_unet is None
     with pytest.raises(InputError, match="sr=True"):
         pipe(*_inputs(t=1), super_resolution=True, **KW)
+
+
+def test_pixel_mask_models_get_one_mask_channel_per_pixel():
+    """A pixel-unshuffle UNet with 2 x 48 + 16 input channels (trained with --mask-reduce pixel) gets the mask of
+    every pixel of its 4x4 block; only hole pixels are zeroed in the condition and, keeping the warp, every valid
+    pixel is the warp's. A UNet input width that fits no mask layout is refused."""
+    import torch.nn.functional as F
+
+    from see3d.demo import default_demo_weights
+    from see3d.models.mv_unet import MultiViewUNet
+
+    small = See3DPipeline.load(default_demo_weights())  # the shipped model is one
+    small.set_progress_bar_config(disable=True)
+    assert small.unet.config.in_channels == 2 * 48 + 16
+    conf = {k: v for k, v in small.unet.config.items() if not k.startswith("_")}
+    refs, warps = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    masks = torch.ones(2, 1, 64, 64)
+    masks[:, :, :32, :32] = 0
+    masks[:, :, 40, 41] = 0  # pixel (0, 1) of latent block (10, 10): channel 1
+    kw = dict(num_inference_steps=2, guidance_scale=0.0, height=64, width=64, output_type="pt", generator=torch.Generator().manual_seed(0))
+    spy = UNetSpy(small.unet)
+    try:
+        small(refs, warps, masks, clean_condition=True, **kw)
+    finally:
+        spy.remove()
+    x = spy.calls[0]["x"][1:]
+    cond, mask = x[:, 48:96], x[:, 96:]
+    assert torch.equal(mask, F.pixel_unshuffle(masks, 4))
+    valid = mask.repeat(1, 3, 1, 1) > 0.5
+    assert torch.count_nonzero(cond[~valid]) == 0 and valid[:, :, 10, 10].sum() == 2 * 45
+    assert torch.allclose(cond[valid], small.encode_images(warps, None)[valid], atol=1e-5)
+    kept = small(refs, warps, masks, keep_known=True, **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+    known = masks.expand_as(kept) > 0.5
+    assert torch.equal(kept[known], warps[known])
+    small.register_modules(unet=MultiViewUNet.from_config({**conf, "in_channels": 2 * 48 + 5}))
+    with pytest.raises(WeightsError, match="5 mask channels"):
+        small(refs, warps, masks, **kw)

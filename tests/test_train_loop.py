@@ -167,7 +167,7 @@ def test_init_from_ldm_checkpoint_widens_input_conv(tmp_path):
 
 def test_mask_only_ablation_uses_the_clean_masked_latent(setup):
     data, unet_json, root = setup
-    from see3d.conditioning import build_training_inputs
+    from see3d.conditioning import build_training_inputs, latent_validity
     from see3d.train.encoders import load_vae
 
     vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
@@ -177,7 +177,7 @@ def test_mask_only_ablation_uses_the_clean_masked_latent(setup):
         sched = build_noise_scheduler(cfg)
         inp = build_training_inputs(z0, 1, sched, torch.Generator().manual_seed(0), timesteps=torch.tensor([900]), config=condition_config(cfg, vae))
         v = inp.model_input[1:, 48:96]
-        visible = inp.model_input[1:, 96:97]
+        visible = latent_validity(inp.model_input[1:, 96:], 48)  # the small preset's per-pixel masks, 16 channels
         err = (v - visible * z0[0, 1:]).abs().max()
         if noise_on:
             assert err > 1.0  # at t = 900 the condition is mostly noise

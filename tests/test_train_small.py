@@ -37,8 +37,9 @@ def test_small_preset_and_cli_overrides(tmp_path):
     cfg = small_train_config(tmp_path, tmp_path / "out")
     assert (cfg.resolution, cfg.num_frames, cfg.latent_space, cfg.context, cfg.random_encoders) == (64, 5, "pixel_unshuffle", "encoders", True)
     assert cfg.prediction_type == "sample"  # x0: learns usable samples far sooner than v on CPU budgets
-    assert (cfg.warp_like_masks, cfg.mask_reduce) == (0.5, "any")  # whole-block holes, as the pipeline gives pixel-unshuffle models
-    assert small_unet_config(48)["in_channels"] == 97
+    assert (cfg.warp_like_masks, cfg.mask_reduce) == (0.5, "pixel")  # one mask channel per pixel of the 4x4 block
+    assert small_unet_config(48)["in_channels"] == 2 * 48 + 16 and small_unet_config(48, mask_channels=1)["in_channels"] == 97
+    assert small_train_config(tmp_path, tmp_path / "o", latent_space="vae", vae=tmp_path / "v").mask_reduce == "nearest"  # KL: official masks
     parser = build_parser()
     args = parser.parse_args(["train", "--data", str(tmp_path), "--preset", "small", "--max-steps", "7", "--no-condition-noise"])
     cfg = config_from_args(args)
@@ -175,7 +176,24 @@ def test_whole_block_holes_follow_the_config_and_warn_for_kl_vaes(tmp_path, capl
     assert (cc.mask_reduce, cc.masks.warp_like_prob, cc.mask_upscale) == ("any", 0.3, 8)
     assert "nearest-pixel masks" in caplog.text
     caplog.clear()
-    small = small_train_config(tmp_path, tmp_path / "out")
+    small = small_train_config(tmp_path, tmp_path / "out", mask_reduce="any")
     with caplog.at_level(logging.WARNING, logger="see3d"):
         cc = condition_config(small, PixelUnshuffleVAE(factor=4))
     assert (cc.mask_reduce, cc.mask_upscale) == ("any", 4) and "nearest-pixel" not in caplog.text
+
+
+def test_pixel_masks_widen_the_unet_input_and_need_pixel_unshuffle(tmp_path):
+    """--mask-reduce pixel: the UNet takes 2 x 48 + 16 channels (a mask per pixel of the 4x4 block); with a KL VAE
+    it is refused before anything is written."""
+    from see3d.errors import InputError
+    from see3d.train.build import build_unet, condition_config
+    from see3d.train.config import TrainConfig
+
+    cfg = small_train_config(tmp_path, tmp_path / "out")  # the preset's masks
+    cfg.validate()
+    assert build_unet(cfg, 48).config.in_channels == 112
+    assert condition_config(cfg, PixelUnshuffleVAE(factor=4)).mask_reduce == "pixel"
+    bad = TrainConfig(data=tmp_path, latent_space="vae", vae=tmp_path / "v", mask_reduce="pixel", init_from=tmp_path / "u")
+    with pytest.raises(InputError, match="pixel_unshuffle"):
+        bad.validate()
+    assert not (tmp_path / "out").exists()

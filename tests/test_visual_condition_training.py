@@ -182,3 +182,31 @@ def test_any_reduction_makes_every_block_with_a_hole_pixel_a_hole(monkeypatch):
     anyr = _inputs(z0, mask_upscale=4, cond_drop_prob=0.0, mask_reduce="any").holes[0, 1:]
     assert near[:, 0, 0].all() and not near[:, 2, 3].any() and near.sum() == 2
     assert anyr[:, 0, 0].all() and anyr[:, 2, 3].all() and anyr.sum() == 4
+
+
+def test_pixel_masks_zero_only_the_hole_pixels_of_a_block(monkeypatch):
+    """mask_reduce='pixel' (pixel-unshuffle latents): one mask channel per pixel of the 4x4 block, and the
+    condition loses only the hole pixels' channels (channel c * 16 + k is pixel k of colour c), so a block that
+    is partly known still shows its known pixels."""
+    import torch.nn.functional as F
+
+    import see3d.conditioning.training_condition as tc
+
+    drawn = torch.zeros(3, 32, 32, dtype=torch.bool)
+    drawn[:, 9, 14] = True  # block (2, 3), pixel (1, 2) of the block: k = 6
+    monkeypatch.setattr(tc, "random_hole_masks", lambda n, h, w, g, cfg: drawn[:n])
+    z0 = torch.full((1, 3, 48, 8, 8), 100.0)
+    inp = _inputs(z0, mask_upscale=4, cond_drop_prob=0.0, mask_reduce="pixel", time_ratio=10**9, decay=CONST_W1)  # mask-only condition
+    x = inp.model_input.reshape(3, 48 + 48 + 16, 8, 8)
+    cond, mask = x[:, 48:96], x[:, 96:]
+    assert mask.shape[1] == 16 and torch.equal(mask[0], torch.ones(16, 8, 8))  # the reference: all known
+    expect = F.pixel_unshuffle((~drawn[1:3, None]).float(), 4)
+    assert torch.equal(mask[1:], expect) and mask[1:, 6, 2, 3].eq(0).all() and mask[1:].sum() == 2 * (16 * 64 - 1)
+    hole_ch = [6, 22, 38]
+    assert cond[1:, hole_ch, 2, 3].abs().max() < 1.0  # only the 0.03-std noise of t' = 0 is left there
+    others = torch.ones(48, dtype=torch.bool)
+    others[hole_ch] = False
+    assert cond[1:, others, 2, 3].min() > 90  # the block's known pixels pass
+    assert inp.holes[0, 1:, 2, 3].all() and inp.holes[0, 1:].sum() == 2  # block-level holes: blocks with a hole pixel
+    with pytest.raises(ValueError, match="multiple of 16"):
+        _inputs(torch.randn(1, 3, 4, 8, 8), mask_upscale=4, mask_reduce="pixel")

@@ -9,8 +9,10 @@ from see3d.conditioning.visual_condition import (
     condition_timestep,
     decay_weight,
     downsample_mask,
+    latent_validity,
     mix_condition,
     noise_latents,
+    pixel_masks,
     restore_references,
 )
 
@@ -25,9 +27,11 @@ __all__ = [
     "condition_timestep",
     "decay_weight",
     "downsample_mask",
+    "latent_validity",
     "masked_mse",
     "mix_condition",
     "noise_latents",
+    "pixel_masks",
     "random_hole_mask",
     "random_hole_masks",
     "warp_like_hole_mask",

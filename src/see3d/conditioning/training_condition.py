@@ -32,7 +32,9 @@ from see3d.conditioning.visual_condition import (
     decay_weight,
     downsample_mask,
     known_blocks,
+    latent_validity,
     noise_latents,
+    pixel_masks,
 )
 
 
@@ -43,10 +45,12 @@ class TrainingConditionConfig:
     cond_drop_prob: float = field(default=0.1, metadata={"help": "probability of dropping a clip's target condition (CFG)"})
     time_ratio: int = field(default=TIME_RATIO, metadata={"help": "condition noise level t' = t // time_ratio"})
     mask_upscale: int = field(default=8, metadata={"help": "draw masks at latent size x this (pixel size), then reduce them to latent size"})
-    mask_reduce: Literal["nearest", "any"] = field(
+    mask_reduce: Literal["nearest", "any", "pixel"] = field(
         default="nearest",
         metadata={"help": "nearest: a latent is a hole when its block's first pixel is (the official inference mask); "
-                          "any: when any pixel of its block is (the pipeline's block-exact mask for pixel-unshuffle models)"},
+                          "any: when any pixel of its block is (the pipeline's block-exact mask for pixel-unshuffle models); "
+                          "pixel: pixel-unshuffle latents only, the mask keeps every pixel (mask_upscale**2 channels) and "
+                          "only the hole pixels' channels of the condition are zeroed"},
     )
     prediction_type: Literal["v_prediction", "epsilon", "sample"] = field(default="v_prediction", metadata={"help": "regression target"})
     masks: MaskConfig = field(default_factory=MaskConfig)
@@ -57,7 +61,7 @@ class TrainingConditionConfig:
 class TrainingInputs:
     """Everything one training step needs, rows ordered clip-major (``b * F + f``)."""
 
-    model_input: torch.Tensor  # (B*F, 9, h, w) UNet input [x_t, V_t, mask]
+    model_input: torch.Tensor  # (B*F, 2C + m, h, w) UNet input [x_t, V_t, mask]; m = 1, or r**2 with "pixel" masks
     timesteps: torch.Tensor  # (B*F,) int64, the clip's t on every frame (references included)
     target: torch.Tensor  # (B*F, 4, h, w) regression target (v, epsilon or z0)
     target_mask: torch.Tensor  # (B*F,) bool, True on target frames: take the loss there only
@@ -126,8 +130,11 @@ def build_training_inputs(
     ref_rows = is_ref.reshape(-1).to(dev)
     x_t[ref_rows] = z0[ref_rows]
 
+    pixel = config.mask_reduce == "pixel"
+    if pixel and c % config.mask_upscale**2:
+        raise ValueError(f"mask_reduce='pixel' needs pixel-unshuffle latents with a multiple of {config.mask_upscale**2} channels, got {c}")
+    up = config.mask_upscale
     if holes is None:
-        up = config.mask_upscale
         drawn_visible = (~random_hole_masks(b * f, h * up, w * up, generator, config.masks))[:, None].float()
         # the pipeline's own reductions of pixel masks, so training holes have the form inference gives
         if config.mask_reduce == "nearest":
@@ -135,13 +142,22 @@ def build_training_inputs(
         else:
             holes = ~known_blocks(drawn_visible, (h, w))[:, 0]
         holes = holes.reshape(b, f, h, w)
+        pixel_visible = pixel_masks(drawn_visible, up) if pixel else None
+    else:  # given latent-resolution holes: a hole latent has every pixel missing
+        pixel_visible = (~holes.to(torch.bool)).reshape(b * f, 1, h, w).float().expand(-1, up * up, -1, -1) if pixel else None
     holes = holes.to(torch.bool).cpu().clone()
     holes[is_ref] = False
-    visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)
+    ref_rows_cpu = is_ref.reshape(-1)
+    if pixel:
+        visible = pixel_visible.clone()
+        visible[ref_rows_cpu] = 1.0
+        visible = visible.to(device=dev, dtype=dt)
+    else:
+        visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)
 
     t_prime = condition_timestep(t_rows, config.time_ratio)
     noise_c = randn_tensor(z0.shape, generator=generator, device=dev, dtype=dt)
-    corrupted = noise_latents(visible * z0, noise_c, ac, t_prime)
+    corrupted = noise_latents(latent_validity(visible, c) * z0, noise_c, ac, t_prime)
     wgt = decay_weight(t_prime, config.decay).to(device=dev, dtype=dt).reshape(-1, 1, 1, 1)
     cond = wgt * corrupted + (1 - wgt) * x_t
     cond[ref_rows] = z0[ref_rows]

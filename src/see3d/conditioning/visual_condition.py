@@ -116,6 +116,30 @@ def known_blocks(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return -F.adaptive_max_pool2d(-(mask > 0.5).float(), size) > 0.5
 
 
+def pixel_masks(mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """(F, 1, H, W) pixel validity -> (F, factor**2, H / factor, W / factor) float, every pixel of a latent's block as
+    its own channel (``F.pixel_unshuffle``; channel ``i * factor + j`` is pixel ``(i, j)`` of the block).
+
+    The mask of pixel-unshuffle latents trained with ``mask_reduce="pixel"``: such a latent holds each pixel of
+    its block in its own channels, so a block can be partly known and the model is told exactly which pixels."""
+    if mask.shape[-1] % factor or mask.shape[-2] % factor:
+        raise ValueError(f"mask size {tuple(mask.shape[-2:])} is not a multiple of the block size {factor}")
+    return F.pixel_unshuffle((mask > 0.5).to(torch.float32), factor)
+
+
+def latent_validity(mask: torch.Tensor, channels: int) -> torch.Tensor:
+    """Latent mask ``(F, m, h, w)`` -> validity of every latent channel ``(F, channels, h, w)`` (float, 1 = known).
+
+    ``m = 1`` (one mask per latent) is broadcast; ``m = r**2`` (:func:`pixel_masks`) is repeated over the colour
+    planes of a pixel-unshuffle latent, whose channel ``c * r**2 + k`` is pixel ``k`` of colour ``c``."""
+    m = mask.shape[1]
+    if m == 1:
+        return mask.expand(-1, channels, -1, -1)
+    if channels % m:
+        raise ValueError(f"{m} mask channels do not divide {channels} latent channels")
+    return mask.repeat(1, channels // m, 1, 1)
+
+
 def build_unet_input(
     latents: torch.Tensor,
     cond: torch.Tensor,
@@ -129,12 +153,13 @@ def build_unet_input(
     Args:
         latents: (F, 4, h, w) ``x`` (references restored).
         cond: (F, 4, h, w) condition ``V``.
-        mask: (F, 1, h, w) latent-resolution validity mask (references all ones).
+        mask: (F, m, h, w) latent-resolution validity mask (references all ones); m = 1, or r**2 pixel masks.
         ref_latents: (F, 4, h, w) clean latents (only rows ``< num_refs`` are read).
         guidance: also build the unconditional group ``[x, V_u, M_u]`` where the targets' condition and mask are
             zero and the references keep theirs.
     Returns:
-        (F, 9, h, w), or (2F, 9, h, w) = [conditional group; unconditional group] with ``guidance``.
+        (F, 2C + m, h, w), or (2F, 2C + m, h, w) = [conditional group; unconditional group] with ``guidance``
+        (9 channels for the official 4-channel latents).
     """
     cond_in = torch.cat([latents, cond, mask.to(latents.dtype)], dim=1)
     if not guidance:

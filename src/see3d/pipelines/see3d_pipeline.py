@@ -31,8 +31,10 @@ from see3d.conditioning.visual_condition import (
     combine_guidance,
     downsample_mask,
     known_blocks,
+    latent_validity,
     mix_condition,
     noise_latents,
+    pixel_masks,
     restore_references,
     uses_guidance,
 )
@@ -261,9 +263,31 @@ class See3DPipeline(DiffusionPipeline):
         True for the lossless pixel-unshuffle VAE of small models: their training zeroes the condition latent of
         every block that holds a hole pixel (``mask_reduce="any"``; a block is never half known), so the pipeline
         does the same -- the block's mask is 0 and its condition latent is zeroed, whatever the warp's valid
-        pixels in it. False for a KL VAE (the official model): the mask is the block's first pixel (nearest) and
+        pixels in it. (A model trained with ``mask_reduce="pixel"`` has one mask channel per pixel of the block;
+        then only the hole pixels' channels are zeroed, see :meth:`latent_masks`.) False for a KL VAE (the official model): the mask is the block's first pixel (nearest) and
         the warp is encoded as given, as the official inference does."""
         return isinstance(self.vae, PixelUnshuffleVAE)
+
+    def latent_masks(self, unet: MultiViewUNet, masks: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The UNet's mask input and the known latents for ``masks (F, 1, H, W)`` (1 = valid pixel).
+
+        Returns ``(mask_in, known)``: ``mask_in (F, m, h, w)`` float with ``m = in_channels - 2 * latent channels``
+        -- 1 (nearest pixel, or whole blocks when :attr:`block_exact_masks`), or ``r * r`` for a pixel-unshuffle
+        model trained with pixel masks (:func:`see3d.conditioning.pixel_masks`, one channel per pixel of the block);
+        ``known`` bool, (F, 1, h, w) latents whose block is wholly valid, or (F, C, h, w) valid latent channels
+        with pixel masks. Raises :class:`WeightsError` when the UNet's input width fits neither."""
+        m = int(unet.config.in_channels) - 2 * int(unet.config.out_channels)
+        if m == 1:
+            known = known_blocks(masks, size)
+            return (known.float() if self.block_exact_masks else downsample_mask(masks, size)), known
+        factor = int(getattr(self.vae.config, "factor", 0)) if isinstance(self.vae, PixelUnshuffleVAE) else 0
+        if factor * factor != m:
+            raise WeightsError(
+                None, f"the UNet takes {unet.config.in_channels} input channels = 2 x {unet.config.out_channels} latent + {m} mask channels; "
+                f"more than one mask channel needs a pixel-unshuffle VAE with {m} pixels per block"
+            )  # fmt: skip
+        mask_in = pixel_masks(masks, factor)
+        return mask_in, latent_validity(mask_in, int(unet.config.out_channels)) > 0.5
 
     # ------------------------------------------------------------------ denoising
     def denoise_group(
@@ -284,23 +308,21 @@ class See3DPipeline(DiffusionPipeline):
 
         Args:
             cond_latents: (F, 4, h, w) clean latents: ``num_refs`` references first, then the warped targets.
-            masks: (F, 1, H, W) pixel-resolution validity masks (references all ones).
+            masks: (F, 1, H, W) pixel-resolution validity masks (references all ones); reduced to the UNet's mask
+                input by :meth:`latent_masks`.
             context: (1, L, D) cross-attention context.
             clean_condition: use the clean latents as condition at every step (super-resolution model) instead of
                 the noised, time-mixed warp (base models).
-            keep_known: after every step, replace the latents of fully known blocks by the warp latent noised to the
-                next timestep (clean after the last one), as "blended" inpainting samplers do. Not in the official
+            keep_known: after every step, replace the known latents (fully known blocks; single pixels with pixel
+                masks) by the warp latent noised to the next timestep (clean after the last one), as "blended" inpainting samplers do. Not in the official
                 sampler, which lets the model revise warped pixels (warps from estimated depth carry errors).
         """
         device = self._execution_device
         n, _, h, w = cond_latents.shape
         cond_latents = cond_latents.to(device)
-        known = known_blocks(masks.to(device), (h, w))
+        mask_lat, known = self.latent_masks(unet, masks.to(device), (h, w))
         if self.block_exact_masks:
-            mask_lat = known.float()
-            cond_latents = cond_latents * mask_lat  # references and anchors are all known
-        else:
-            mask_lat = downsample_mask(masks.to(device), (h, w))
+            cond_latents = cond_latents * known  # references and anchors are all known
         guidance = uses_guidance(guidance_scale)
         rows = 2 * n if guidance else n
         ctx = context.to(device=device, dtype=unet.dtype).expand(rows, -1, -1)

@@ -49,6 +49,11 @@ def build_noise_scheduler(cfg: TrainConfig):
     return DDPMScheduler(**base, prediction_type=cfg.prediction_type, rescale_betas_zero_snr=cfg.rescale_zero_snr, clip_sample=False)
 
 
+def mask_channels(cfg: TrainConfig) -> int:
+    """Mask channels of the UNet input: 1 (the official layout), or ``r * r`` with ``mask_reduce="pixel"``."""
+    return cfg.pixel_unshuffle_factor**2 if cfg.mask_reduce == "pixel" else 1
+
+
 def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None):
     """The UNet to train (float32), from ``cfg.init_from`` / ``cfg.unet_config`` / the small preset.
 
@@ -58,7 +63,7 @@ def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None)
     from see3d.models import MultiViewUNet, init_from_ldm_unet, load_mv_unet
     from see3d.models.loading import find_weights_file, read_unet_config
 
-    in_ch = 2 * latent_ch + 1
+    in_ch = 2 * latent_ch + mask_channels(cfg)
     if cfg.unet_config is not None:
         try:
             base = json.loads(Path(cfg.unet_config).read_text())
@@ -67,7 +72,7 @@ def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None)
     elif cfg.preset == "small":
         from see3d.train.small_model import small_unet_config
 
-        base = small_unet_config(latent_ch, context_dim=context_dim or 32)
+        base = small_unet_config(latent_ch, context_dim=context_dim or 32, mask_channels=mask_channels(cfg))
     else:
         base = dict(SD21_UNET_CONFIG)
     if cfg.init_from is not None:

@@ -105,9 +105,11 @@ class TrainConfig:
     warp_like_masks: float = field(
         default=0.0, metadata={"help": "fraction of training masks shaped like warp holes (side bands + disocclusion crescents) instead of strokes"}
     )
-    mask_reduce: Literal["nearest", "any"] = field(
+    mask_reduce: Literal["nearest", "any", "pixel"] = field(
         default="nearest",
-        metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE) or any (a block with any hole pixel; what the pipeline uses for pixel-unshuffle models)"},
+        metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE), any (a block with any hole pixel is a hole) or "
+                          "pixel (pixel-unshuffle only: the UNet gets one mask channel per pixel of the block, r*r in all, and "
+                          "only hole pixels are zeroed in the condition)"},
     )
 
     # ------------------------------------------------------------------ optimisation
@@ -191,6 +193,8 @@ class TrainConfig:
             raise InputError(None, "latent_space 'vae' needs --vae (a local AutoencoderKL folder)")
         if self.latent_space == "pixel_unshuffle" and self.resolution % self.pixel_unshuffle_factor:
             raise InputError(None, f"resolution {self.resolution} is not divisible by pixel_unshuffle_factor {self.pixel_unshuffle_factor}")
+        if self.mask_reduce == "pixel" and self.latent_space != "pixel_unshuffle":
+            raise InputError(None, "mask_reduce 'pixel' needs latent_space 'pixel_unshuffle' (a KL-VAE latent does not hold single pixels)")
         if self.cache_latents and self.latent_space != "vae":
             raise InputError(None, "cache_latents only applies to latent_space 'vae' (pixel_unshuffle is already free)")
         if self.context == "encoders" and not self.random_encoders and (self.text_encoder is None or self.tokenizer is None):

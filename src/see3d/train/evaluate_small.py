@@ -14,9 +14,9 @@ Protocol (posed ground truth is used only here, never in training):
    one multi-view group with the reference;
 4. metrics against the true target frames: PSNR and SSIM of the whole view and PSNR inside the holes.
 
-Training zeroes the condition latent inside the holes, in whole latent blocks; the pipeline therefore gives the
-small (pixel-unshuffle) models block-exact holes: every block with a hole pixel is a hole
-(:attr:`See3DPipeline.block_exact_masks`).
+Training zeroes the condition latent inside the holes; the pipeline gives the small (pixel-unshuffle) models
+the same masks at inference: per pixel for models trained with ``mask_reduce="pixel"`` (the small preset), whole
+blocks otherwise (:meth:`See3DPipeline.latent_masks`).
 
 A model trained with masks only (``condition_noise=False``) saw clean masked latents as its condition; it
 is evaluated both with that matched condition (``clean`` rows: the warp latents as condition at every

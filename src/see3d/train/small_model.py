@@ -36,15 +36,15 @@ def pixel_stats(clips, resolution: int, resize_mode: str = "crop", max_clip_fram
     return float(mean), float(max(np.sqrt(max(s2 / n - mean * mean, 0.0)), 1e-3))
 
 
-def small_unet_config(latent_channels: int = 48, model_channels: int = 64, context_dim: int = 32) -> dict:
+def small_unet_config(latent_channels: int = 48, model_channels: int = 64, context_dim: int = 32, mask_channels: int = 16) -> dict:
     """Constructor kwargs of a tiny :class:`see3d.models.mv_unet.MultiViewUNet` for 16x16 latents.
 
     Three levels (16, 8, 4) with multi-view attention at 16 and 8 (the SD-2.1 pattern at small scale).
-    Input channels: latent + condition latent + mask.
+    Input channels: latent + condition latent + mask (16: one per pixel of the 4x4 block, ``mask_reduce="pixel"``).
     """
     return {
         "image_size": 16,
-        "in_channels": 2 * latent_channels + 1,
+        "in_channels": 2 * latent_channels + mask_channels,
         "model_channels": model_channels,
         "out_channels": latent_channels,
         "num_res_blocks": 1,
@@ -64,10 +64,11 @@ def small_train_config(data: str | Path, output_dir: str | Path, **overrides) ->
     the clean latent (``prediction_type="sample"``) rather than the official v: measured here, after 8 CPU
     minutes v-prediction samples are still covered in noise (12.8 dB on validation scenes) while x0-prediction
     gives 17.8 dB, because an undertrained v-model cannot tell the last steps' small noise from image detail.
-    Half of the training holes are warp-shaped (side bands, disocclusion crescents), and holes are whole latent
-    blocks (``mask_reduce="any"``), the block-exact masks the pipeline gives pixel-unshuffle models: on the
-    validation scenes this raised the fills that keep the warped pixels by 0.1 dB (See3D) and 0.2-0.5 dB (the
-    mask-only ablation) over stroke-only masks at the same budget.
+    Half of the training holes are warp-shaped (side bands, disocclusion crescents). Masks are per pixel
+    (``mask_reduce="pixel"``: the UNet gets one mask channel per pixel of the 4x4 block and only hole pixels are
+    zeroed in the condition), so a block that a warp's hole cuts through still shows its valid pixels; with whole-
+    block holes the model lost 0.2-0.9 dB to Telea on the hole pixels next to valid ones (while winning by 1.2-1.7 dB
+    farther inside the holes). Measured on validation scenes in ``docs/training.md``.
     """
     cfg = dict(
         data=Path(data),
@@ -91,10 +92,12 @@ def small_train_config(data: str | Path, output_dir: str | Path, **overrides) ->
         ema_decay=0.995,
         prediction_type="sample",
         warp_like_masks=0.5,
-        mask_reduce="any",
+        mask_reduce="pixel",
         max_steps=3000,
         checkpoint_every=250,
         log_every=10,
     )
     cfg.update(overrides)
+    if cfg["latent_space"] != "pixel_unshuffle" and "mask_reduce" not in overrides:
+        cfg["mask_reduce"] = "nearest"  # per-pixel masks need pixel-unshuffle latents; a KL VAE takes the official masks
     return TrainConfig(**cfg)
