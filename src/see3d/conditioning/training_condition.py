@@ -130,10 +130,9 @@ def build_training_inputs(
     ref_rows = is_ref.reshape(-1).to(dev)
     x_t[ref_rows] = z0[ref_rows]
 
-    pixel = config.mask_reduce == "pixel"
-    if pixel and c % config.mask_upscale**2:
-        raise ValueError(f"mask_reduce='pixel' needs pixel-unshuffle latents with a multiple of {config.mask_upscale**2} channels, got {c}")
-    up = config.mask_upscale
+    up, pixel = config.mask_upscale, config.mask_reduce == "pixel"
+    if pixel and c % up**2:
+        raise ValueError(f"mask_reduce='pixel' needs pixel-unshuffle latents with a multiple of {up**2} channels, got {c}")
     if holes is None:
         drawn_visible = (~random_hole_masks(b * f, h * up, w * up, generator, config.masks))[:, None].float()
         # the pipeline's own reductions of pixel masks, so training holes have the form inference gives
@@ -147,11 +146,9 @@ def build_training_inputs(
         pixel_visible = (~holes.to(torch.bool)).reshape(b * f, 1, h, w).float().expand(-1, up * up, -1, -1) if pixel else None
     holes = holes.to(torch.bool).cpu().clone()
     holes[is_ref] = False
-    ref_rows_cpu = is_ref.reshape(-1)
     if pixel:
-        visible = pixel_visible.clone()
-        visible[ref_rows_cpu] = 1.0
-        visible = visible.to(device=dev, dtype=dt)
+        visible = pixel_visible.to(device=dev, dtype=dt).clone()
+        visible[ref_rows] = 1.0
     else:
         visible = (~holes).reshape(b * f, 1, h, w).to(device=dev, dtype=dt)
 

@@ -264,8 +264,9 @@ class See3DPipeline(DiffusionPipeline):
         every block that holds a hole pixel (``mask_reduce="any"``; a block is never half known), so the pipeline
         does the same -- the block's mask is 0 and its condition latent is zeroed, whatever the warp's valid
         pixels in it. (A model trained with ``mask_reduce="pixel"`` has one mask channel per pixel of the block;
-        then only the hole pixels' channels are zeroed, see :meth:`latent_masks`.) False for a KL VAE (the official model): the mask is the block's first pixel (nearest) and
-        the warp is encoded as given, as the official inference does."""
+        then only the hole pixels' channels are zeroed, see :meth:`latent_masks`.) False for a KL VAE (the
+        official model): the mask is the block's first pixel (nearest) and the warp is encoded as given, as the
+        official inference does."""
         return isinstance(self.vae, PixelUnshuffleVAE)
 
     def latent_masks(self, unet: MultiViewUNet, masks: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,8 +315,9 @@ class See3DPipeline(DiffusionPipeline):
             clean_condition: use the clean latents as condition at every step (super-resolution model) instead of
                 the noised, time-mixed warp (base models).
             keep_known: after every step, replace the known latents (fully known blocks; single pixels with pixel
-                masks) by the warp latent noised to the next timestep (clean after the last one), as "blended" inpainting samplers do. Not in the official
-                sampler, which lets the model revise warped pixels (warps from estimated depth carry errors).
+                masks) by the warp latent noised to the next timestep (clean after the last one), as "blended"
+                inpainting samplers do. Not in the official sampler, which lets the model revise warped pixels
+                (warps from estimated depth carry errors).
         """
         device = self._execution_device
         n, _, h, w = cond_latents.shape

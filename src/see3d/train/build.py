@@ -72,7 +72,7 @@ def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None)
     elif cfg.preset == "small":
         from see3d.train.small_model import small_unet_config
 
-        base = small_unet_config(latent_ch, context_dim=context_dim or 32, mask_channels=mask_channels(cfg))
+        base = small_unet_config(latent_ch, context_dim=context_dim or 32)  # in_channels set below
     else:
         base = dict(SD21_UNET_CONFIG)
     if cfg.init_from is not None:
