@@ -38,6 +38,7 @@ def test_small_preset_and_cli_overrides(tmp_path):
     assert (cfg.resolution, cfg.num_frames, cfg.latent_space, cfg.context, cfg.random_encoders) == (64, 5, "pixel_unshuffle", "encoders", True)
     assert cfg.prediction_type == "sample"  # x0: learns usable samples far sooner than v on CPU budgets
     assert (cfg.warp_like_masks, cfg.mask_reduce) == (0.5, "pixel")  # one mask channel per pixel of the 4x4 block
+    assert cfg.late_timesteps == 0.5  # half the clips train the high-noise steps that 1-2 step sampling uses
     assert small_unet_config(48)["in_channels"] == 2 * 48 + 16 and small_unet_config(48, mask_channels=1)["in_channels"] == 97
     assert small_train_config(tmp_path, tmp_path / "o", latent_space="vae", vae=tmp_path / "v").mask_reduce == "nearest"  # KL: official masks
     parser = build_parser()
@@ -47,7 +48,7 @@ def test_small_preset_and_cli_overrides(tmp_path):
     args = parser.parse_args(["train", "--data", str(tmp_path), "--init-from", str(tmp_path / "u"), "--vae", str(tmp_path / "v"), "--context", "zero"])
     full = config_from_args(args)
     assert full.resolution == 512 and full.num_frames == 5 and full.learning_rate == 1e-5 and full.prediction_type == "v_prediction"
-    assert (full.warp_like_masks, full.mask_reduce) == (0.0, "nearest")  # the official KL-VAE convention
+    assert (full.warp_like_masks, full.mask_reduce, full.late_timesteps) == (0.0, "nearest", 0.0)  # official: uniform t
 
 
 def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
@@ -57,6 +58,8 @@ def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
     assert "num_refs" in capsys.readouterr().err
     assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o2"), "--warp-like-masks", "2"]) == 1
     assert "warp_like_masks" in capsys.readouterr().err and not (tmp_path / "o2").exists()  # refused before anything is written
+    assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o3"), "--late-timesteps", "1.5"]) == 1
+    assert "late_timesteps" in capsys.readouterr().err and not (tmp_path / "o3").exists()
 
 
 def test_base_model_fills_component_paths(tmp_path):
@@ -104,15 +107,34 @@ def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
 
 
 def test_heldout_evaluation_with_telea(tmp_path):
-    from see3d.train.evaluate_small import EvalSmallConfig, evaluate_small
+    from see3d.errors import InputError
+    from see3d.train.evaluate_small import TELEA, WARP_ONLY, EvalSmallConfig, evaluate_small
 
-    res = evaluate_small({}, tmp_path / "ev", EvalSmallConfig(n_scenes=2, size=32, frames=8, target_offsets=[3, 7]))
+    with pytest.raises(InputError, match="nope"):  # a bad pair is refused before any scene is made
+        evaluate_small({}, tmp_path / "bad", EvalSmallConfig(n_scenes=2), pairs=[(TELEA, "nope")])
+    assert not (tmp_path / "bad").exists()
+    res = evaluate_small({}, tmp_path / "ev", EvalSmallConfig(n_scenes=2, size=32, frames=8, target_offsets=[3, 7]), pairs=[(TELEA, WARP_ONLY)])
+    paired = res["paired"][f"{TELEA} - {WARP_ONLY}"]
+    gain = np.subtract(res["per_view"][TELEA]["psnr"], res["per_view"][WARP_ONLY]["psnr"])
+    assert paired["psnr"]["mean"] == pytest.approx(gain.mean()) and paired["psnr"]["n"] == 4 and paired["psnr"]["wins"] == 4
+    assert "| OpenCV Telea inpainting - warp only (holes black) | +" in (tmp_path / "ev" / "results.md").read_text()
     s = res["summary"]
     assert set(s) == {"warp only (holes black)", "OpenCV Telea inpainting"} and s["OpenCV Telea inpainting"]["views"] == 4
     # inpainting fills holes better than leaving them black; visible pixels are the same warp in both
     assert s["OpenCV Telea inpainting"]["hole_psnr"] > s["warp only (holes black)"]["hole_psnr"]
     assert 0 < s["OpenCV Telea inpainting"]["hole_frac"] < 1
     assert (tmp_path / "ev" / "results.md").read_text().count("|") > 10 and (tmp_path / "ev" / "examples.png").is_file()
+
+
+def test_paired_difference_mean_standard_error_and_wins():
+    from see3d.train.evaluate_small import paired_difference
+
+    a = {"psnr": [21.0, 20.0, 23.0, 24.0], "ssim": [0.5, 0.6, 0.7, 0.8], "hole_psnr": [15.0, float("nan"), 16.0, 17.0]}
+    b = {"psnr": [20.0, 21.0, 21.0, 21.0], "ssim": [0.5, 0.6, 0.7, 0.8], "hole_psnr": [14.0, 13.0, 16.0, 19.0]}
+    r = paired_difference(a, b)
+    assert r["psnr"] == {"mean": pytest.approx(1.25), "se": pytest.approx(np.std([1, -1, 2, 3], ddof=1) / 2), "wins": 3, "n": 4}
+    assert r["ssim"]["mean"] == 0 and r["ssim"]["wins"] == 0
+    assert r["hole_psnr"]["n"] == 3 and r["hole_psnr"]["mean"] == pytest.approx(-1 / 3)  # the NaN view is left out
 
 
 def test_pixel_stats_give_unit_variance_latents(tmp_path):
@@ -173,7 +195,7 @@ def test_whole_block_holes_follow_the_config_and_warn_for_kl_vaes(tmp_path, capl
     cfg = TrainConfig(data=tmp_path, latent_space="vae", vae=tmp_path / "v", mask_reduce="any", warp_like_masks=0.3)
     with caplog.at_level(logging.WARNING, logger="see3d"):
         cc = condition_config(cfg, kl_vae)
-    assert (cc.mask_reduce, cc.masks.warp_like_prob, cc.mask_upscale) == ("any", 0.3, 8)
+    assert (cc.mask_reduce, cc.masks.warp_like_prob, cc.mask_upscale, cc.late_timestep_prob) == ("any", 0.3, 8, 0.0)
     assert "nearest-pixel masks" in caplog.text
     caplog.clear()
     small = small_train_config(tmp_path, tmp_path / "out", mask_reduce="any")

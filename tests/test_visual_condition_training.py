@@ -12,6 +12,7 @@ from see3d.conditioning import (
     masked_mse,
     random_hole_mask,
     random_hole_masks,
+    sample_timesteps,
     warp_like_hole_mask,
 )
 from see3d.conditioning.visual_condition import DecayParams
@@ -95,6 +96,21 @@ def test_deterministic_with_a_generator():
     a, b, c = _inputs(z0, seed=4), _inputs(z0, seed=4), _inputs(z0, seed=5)
     assert torch.equal(a.model_input, b.model_input) and torch.equal(a.target, b.target) and torch.equal(a.timesteps, b.timesteps)
     assert not torch.equal(a.model_input, c.model_input)
+
+
+def test_late_timestep_bias_draws_that_share_from_the_last_portion():
+    """late_prob = 0 is uniform on [0, T) (the paper); late_prob = p puts p of the draws in [0.9 T, T) on top of
+    the uniform draws that land there, and the draw is seeded."""
+    n = 20000
+    uniform = sample_timesteps(n, 1000, torch.Generator().manual_seed(0))
+    biased = sample_timesteps(n, 1000, torch.Generator().manual_seed(0), late_prob=0.5, late_portion=0.1)
+    assert int(uniform.min()) >= 0 and int(uniform.max()) <= 999 and int(biased.min()) >= 0 and int(biased.max()) <= 999
+    assert abs(float((uniform >= 900).float().mean()) - 0.1) < 0.01
+    assert abs(float((biased >= 900).float().mean()) - (0.5 + 0.5 * 0.1)) < 0.015
+    assert abs(float((biased < 500).float().mean()) - 0.25) < 0.015  # the rest stays uniform
+    assert torch.equal(biased, sample_timesteps(n, 1000, torch.Generator().manual_seed(0), late_prob=0.5, late_portion=0.1))
+    inputs = _inputs(torch.randn(64, 2, 4, 4, 4), late_timestep_prob=1.0)  # reaches build_training_inputs
+    assert int(inputs.timesteps.min()) >= 900
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])

@@ -52,7 +52,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
             continue  # nested or exotic fields are set through the Python API only
         if default is None and not optional and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             kw["required"] = True
-        kw["help"] = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        text = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        kw["help"] = text.replace("%", "%%")  # argparse %-formats help strings; a literal % must not be read as one
         parser.add_argument(name, **kw)
 
 

@@ -1,7 +1,13 @@
 """Visual conditioning of the multi-view diffusion: inference mix, training corruption, irregular masks."""
 
 from see3d.conditioning.masks import MaskConfig, random_hole_mask, random_hole_masks, warp_like_hole_mask
-from see3d.conditioning.training_condition import TrainingConditionConfig, TrainingInputs, build_training_inputs, masked_mse
+from see3d.conditioning.training_condition import (
+    TrainingConditionConfig,
+    TrainingInputs,
+    build_training_inputs,
+    masked_mse,
+    sample_timesteps,
+)
 from see3d.conditioning.visual_condition import (
     DecayParams,
     build_unet_input,
@@ -22,6 +28,7 @@ __all__ = [
     "TrainingConditionConfig",
     "TrainingInputs",
     "build_training_inputs",
+    "sample_timesteps",
     "build_unet_input",
     "combine_guidance",
     "condition_timestep",

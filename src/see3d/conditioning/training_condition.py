@@ -53,6 +53,10 @@ class TrainingConditionConfig:
                           "only the hole pixels' channels of the condition are zeroed"},
     )
     prediction_type: Literal["v_prediction", "epsilon", "sample"] = field(default="v_prediction", metadata={"help": "regression target"})
+    late_timestep_prob: float = field(
+        default=0.0, metadata={"help": "probability that a clip's t is drawn from the last late_timestep_portion of the schedule instead of all of it"}
+    )
+    late_timestep_portion: float = field(default=0.1, metadata={"help": "the late range: t in [(1 - portion) T, T)"})
     masks: MaskConfig = field(default_factory=MaskConfig)
     decay: DecayParams = field(default_factory=DecayParams)
 
@@ -86,6 +90,22 @@ def diffusion_target(
     return a.sqrt() * noise - (1 - a).sqrt() * latents
 
 
+def sample_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator, late_prob: float = 0.0, late_portion: float = 0.1) -> torch.Tensor:
+    """(n,) int64 training timesteps: uniform on [0, T), except that with probability ``late_prob`` each is drawn
+    uniformly from the last ``late_portion`` of the schedule, [(1 - late_portion) T, T).
+
+    A late bias spends more of the training on the high-noise steps, where a sampler with few steps does most of its
+    work (one trailing DDIM step is t = T - 1 alone); ``late_prob = 0`` is the paper's uniform sampling.
+    """
+    t = torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    if late_prob <= 0:
+        return t
+    start = min(int(round((1.0 - late_portion) * num_train_timesteps)), num_train_timesteps - 1)
+    late = torch.randint(start, num_train_timesteps, (n,), generator=generator)
+    pick = torch.rand(n, generator=generator) < late_prob
+    return torch.where(pick, late, t)
+
+
 def build_training_inputs(
     latents: torch.Tensor,
     num_refs: int,
@@ -103,7 +123,7 @@ def build_training_inputs(
         num_refs: S, 1 <= S < F.
         noise_scheduler: anything with an ``alphas_cumprod`` (T,) table (a diffusers scheduler), or the table.
         generator: a CPU ``torch.Generator``; all randomness (t, eps, eps', masks, dropout) comes from it.
-        timesteps: (B,) int64 diffusion timesteps, or None to draw them uniformly from [0, T).
+        timesteps: (B,) int64 diffusion timesteps, or None to draw them (:func:`sample_timesteps`).
         holes: optional (B, F, h, w) bool hole masks (True = hole) to use instead of random strokes; reference
             rows are cleared.
     Returns:
@@ -118,7 +138,7 @@ def build_training_inputs(
     ac = getattr(noise_scheduler, "alphas_cumprod", noise_scheduler)
     ac = torch.as_tensor(ac, dtype=torch.float32)
     if timesteps is None:
-        timesteps = torch.randint(0, ac.shape[0], (b,), generator=generator)
+        timesteps = sample_timesteps(b, ac.shape[0], generator, config.late_timestep_prob, config.late_timestep_portion)
     timesteps = torch.as_tensor(timesteps, dtype=torch.long).reshape(b).cpu()
     is_ref = torch.zeros(b, f, dtype=torch.bool)
     is_ref[:, :num_refs] = True

@@ -110,6 +110,7 @@ def condition_config(cfg: TrainConfig, vae):
         "prediction_type": cfg.prediction_type,
         "mask_upscale": factor,
         "mask_reduce": cfg.mask_reduce,
+        "late_timestep_prob": cfg.late_timesteps,
         "masks": MaskConfig(warp_like_prob=cfg.warp_like_masks),
     }
     if cfg.mask_reduce == "any" and cfg.latent_space != "pixel_unshuffle":

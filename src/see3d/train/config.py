@@ -105,6 +105,9 @@ class TrainConfig:
     warp_like_masks: float = field(
         default=0.0, metadata={"help": "fraction of training masks shaped like warp holes (side bands + disocclusion crescents) instead of strokes"}
     )
+    late_timesteps: float = field(
+        default=0.0, metadata={"help": "probability that a clip's diffusion timestep is drawn from the last 10% of the schedule (0 = uniform, the paper)"}
+    )
     mask_reduce: Literal["nearest", "any", "pixel"] = field(
         default="nearest",
         metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE), any (a block with any hole pixel is a hole) or "
@@ -189,6 +192,8 @@ class TrainConfig:
             raise InputError(None, f"cond_dropout must be in [0, 1) (got {self.cond_dropout})")
         if not 0.0 <= self.warp_like_masks <= 1.0:
             raise InputError(None, f"warp_like_masks is a fraction of the training masks, in [0, 1] (got {self.warp_like_masks})")
+        if not 0.0 <= self.late_timesteps <= 1.0:
+            raise InputError(None, f"late_timesteps is a probability, in [0, 1] (got {self.late_timesteps})")
         if self.latent_space == "vae" and self.vae is None:
             raise InputError(None, "latent_space 'vae' needs --vae (a local AutoencoderKL folder)")
         if self.latent_space == "pixel_unshuffle" and self.resolution % self.pixel_unshuffle_factor:

@@ -12,7 +12,9 @@ Protocol (posed ground truth is used only here, never in training):
    models through :class:`see3d.pipelines.see3d_pipeline.See3DPipeline` (the inference visual condition:
    warp latents noised to t // 5 and mixed with the current latents by w(t')), all targets of a scene in
    one multi-view group with the reference;
-4. metrics against the true target frames: PSNR and SSIM of the whole view and PSNR inside the holes.
+4. metrics against the true target frames: PSNR and SSIM of the whole view and PSNR inside the holes; with
+   ``--compare A=B``, also the per-view paired difference A minus B (mean, standard error, views won), since
+   two fillers of the same views differ far less than the views do.
 
 Training zeroes the condition latent inside the holes; the pipeline gives the small (pixel-unshuffle) models
 the same masks at inference: per pixel for models trained with ``mask_reduce="pixel"`` (the small preset), whole
@@ -161,13 +163,24 @@ def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: b
     return np.asarray(out.images, np.float32)
 
 
-def evaluate_small(models: dict[str, tuple], out: str | Path, cfg: EvalSmallConfig | None = None) -> dict:
+TELEA = "OpenCV Telea inpainting"
+WARP_ONLY = "warp only (holes black)"
+
+
+def evaluate_small(
+    models: dict[str, tuple], out: str | Path, cfg: EvalSmallConfig | None = None, pairs: list[tuple[str, str]] = ()
+) -> dict:
     """Evaluate Telea and every model ``name -> (pipeline folder, clean_condition[, keep_known])``; writes
-    ``out/results.json``, ``out/results.md`` (the table) and ``out/examples.png``; returns the results."""
+    ``out/results.json``, ``out/results.md`` (the table, then the paired differences of ``pairs``, each
+    ``(a, b)`` read as "a minus b" over the same views) and ``out/examples.png``; returns the results."""
     from see3d.io.images import save_image
     from see3d.pipelines.generation import TeleaFiller
 
     cfg = cfg or EvalSmallConfig()
+    known = {WARP_ONLY, TELEA, *models}
+    for pair in pairs:
+        if not set(pair) <= known:
+            raise InputError(None, f"cannot compare {pair[0]!r} with {pair[1]!r}: the methods are {sorted(known)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scenes = heldout_scenes(cfg, out)
@@ -183,9 +196,9 @@ def evaluate_small(models: dict[str, tuple], out: str | Path, cfg: EvalSmallConf
         rows[name] = acc
         examples[name] = [p[-1] for p in preds]
 
-    add("warp only (holes black)", [s.warps * s.masks[..., None] for s in scenes], 0.0)
+    add(WARP_ONLY, [s.warps * s.masks[..., None] for s in scenes], 0.0)
     t0 = time.time()
-    add("OpenCV Telea inpainting", [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes], time.time() - t0)
+    add(TELEA, [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes], time.time() - t0)
     for name, (folder, clean, *rest) in models.items():
         pipe = load_model(folder)
         t0 = time.time()
@@ -199,8 +212,9 @@ def evaluate_small(models: dict[str, tuple], out: str | Path, cfg: EvalSmallConf
     }
     result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}, "models": {k: [str(v[0]), *v[1:]] for k, v in models.items()},
               "scenes": [s.name for s in scenes], "summary": summary, "per_view": rows}  # fmt: skip
+    result["paired"] = {f"{a} - {b}": paired_difference(rows[a], rows[b]) for a, b in pairs}
     write_json_atomic(out / "results.json", result)
-    write_text_atomic(out / "results.md", results_table(summary))
+    write_text_atomic(out / "results.md", results_table(summary) + (paired_table(result["paired"]) if pairs else ""))
     grid = np.concatenate([np.concatenate(v, axis=1) for v in examples.values()], axis=0)
     save_image(out / "examples.png", np.clip(grid, 0, 1))
     log.info("evaluation written to %s", out)
@@ -211,7 +225,30 @@ def results_table(summary: dict) -> str:
     """Markdown table of the summary."""
     lines = ["| method | PSNR (dB) | SSIM | PSNR in holes (dB) | hole fraction | views |", "|---|---|---|---|---|---|"]
     for name, m in summary.items():
-        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['hole_psnr']:.2f} | {m['hole_frac']:.2f} | {m['views']} |")
+        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['hole_psnr']:.2f} | {m['hole_frac']:.2f} | {m['views']} |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per-view differences ``a - b`` of two methods scored on the same views: for PSNR, SSIM and PSNR in the
+    holes, the mean, its standard error (sample std / sqrt(n)), the views where ``a`` is better and n (views with
+    a NaN, e.g. no hole pixels, are left out of that metric)."""
+    res = {}
+    for k in ("psnr", "ssim", "hole_psnr"):
+        d = np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)
+        d = d[np.isfinite(d)]
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        res[k] = {"mean": float(d.mean()) if len(d) else float("nan"), "se": se, "wins": int((d > 0).sum()), "n": int(len(d))}
+    return res
+
+
+def paired_table(paired: dict[str, dict]) -> str:
+    """Markdown table of :func:`paired_difference` results (mean +- standard error, views won)."""
+    lines = ["", "| paired difference | PSNR (dB) | SSIM | PSNR in holes (dB) | views better (PSNR) |", "|---|---|---|---|---|"]
+    for name, r in paired.items():
+        p, s, h = r["psnr"], r["ssim"], r["hole_psnr"]
+        lines.append(f"| {name} | {p['mean']:+.2f} +- {p['se']:.2f} | {s['mean']:+.4f} +- {s['se']:.4f} | "
+                     f"{h['mean']:+.2f} +- {h['se']:.2f} | {p['wins']} / {p['n']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m see3d.train.evaluate_small", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], help="NAME=PIPELINE_DIR[:clean][:keep] (repeatable; clean: the clean "
                         "warp latent as condition at every step; keep: keep the warped pixels, fill only the holes)")  # fmt: skip
+    parser.add_argument("--compare", action="append", default=[], metavar="A=B", help="also report the per-view paired difference "
+                        "A minus B (mean +- standard error, views won; repeatable); A and B are --model names or 'telea'")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("-v", "--verbose", action="count", default=1)
     add_dataclass_args(parser, EvalSmallConfig)
@@ -237,12 +276,18 @@ def main(argv: list[str] | None = None) -> int:
             path, _, flag = path.rpartition(":")
             flags.add(flag)
         models[name] = (Path(path), "clean" in flags, "keep" in flags)
+    pairs = []
+    for spec in args.compare:
+        a, sep, b = spec.partition("=")
+        if not sep:
+            parser.error(f"--compare {spec!r}: expected A=B (two method names)")
+        pairs.append(tuple(TELEA if x.strip().lower() == "telea" else x for x in (a, b)))
     try:
-        result = evaluate_small(models, args.out, dataclass_from_args(EvalSmallConfig, args))
+        result = evaluate_small(models, args.out, dataclass_from_args(EvalSmallConfig, args), pairs)
     except InputError as e:
         print(f"evaluate_small: error: {e}", file=sys.stderr)
         return 1
-    print(results_table(result["summary"]))
+    print(results_table(result["summary"]) + (paired_table(result["paired"]) if pairs else ""))
     return 0
 
 
