@@ -111,6 +111,8 @@ def test_late_timestep_bias_draws_that_share_from_the_last_portion():
     assert torch.equal(biased, sample_timesteps(n, 1000, torch.Generator().manual_seed(0), late_prob=0.5, late_portion=0.1))
     inputs = _inputs(torch.randn(64, 2, 4, 4, 4), late_timestep_prob=1.0)  # reaches build_training_inputs
     assert int(inputs.timesteps.min()) >= 900
+    with pytest.raises(ValueError, match="late_portion"):
+        sample_timesteps(4, 1000, torch.Generator(), late_prob=0.5, late_portion=1.5)
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])

@@ -97,8 +97,10 @@ def sample_timesteps(n: int, num_train_timesteps: int, generator: torch.Generato
     A late bias spends more of the training on the high-noise steps, where a sampler with few steps does most of its
     work (one trailing DDIM step is t = T - 1 alone); ``late_prob = 0`` is the paper's uniform sampling.
     """
+    if not (0.0 <= late_prob <= 1.0 and 0.0 < late_portion <= 1.0):
+        raise ValueError(f"need late_prob in [0, 1] and late_portion in (0, 1], got {late_prob} and {late_portion}")
     t = torch.randint(0, num_train_timesteps, (n,), generator=generator)
-    if late_prob <= 0:
+    if late_prob == 0:
         return t
     start = min(int(round((1.0 - late_portion) * num_train_timesteps)), num_train_timesteps - 1)
     late = torch.randint(start, num_train_timesteps, (n,), generator=generator)
