@@ -126,6 +126,17 @@ def test_heldout_evaluation_with_telea(tmp_path):
     assert (tmp_path / "ev" / "results.md").read_text().count("|") > 10 and (tmp_path / "ev" / "examples.png").is_file()
 
 
+def test_evaluate_small_cli_compare_takes_telea_by_short_name(tmp_path, capsys):
+    from see3d.train.evaluate_small import main as evaluate_main
+
+    small = ["--n-scenes", "2", "--size", "32", "--frames", "8", "--target-offsets", "3", "7"]
+    assert evaluate_main(["--out", str(tmp_path / "ev"), *small, "--compare", "telea=warp only (holes black)"]) == 0
+    assert "| OpenCV Telea inpainting - warp only (holes black) | +" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # not A=B: a usage error, nothing evaluated
+        evaluate_main(["--out", str(tmp_path / "ev2"), *small, "--compare", "telea"])
+    assert not (tmp_path / "ev2").exists()
+
+
 def test_paired_difference_mean_standard_error_and_wins():
     from see3d.train.evaluate_small import paired_difference
 

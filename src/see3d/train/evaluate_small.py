@@ -214,19 +214,19 @@ def evaluate_small(
               "scenes": [s.name for s in scenes], "summary": summary, "per_view": rows}  # fmt: skip
     result["paired"] = {f"{a} - {b}": paired_difference(rows[a], rows[b]) for a, b in pairs}
     write_json_atomic(out / "results.json", result)
-    write_text_atomic(out / "results.md", results_table(summary) + (paired_table(result["paired"]) if pairs else ""))
+    write_text_atomic(out / "results.md", results_table(summary, result["paired"]))
     grid = np.concatenate([np.concatenate(v, axis=1) for v in examples.values()], axis=0)
     save_image(out / "examples.png", np.clip(grid, 0, 1))
     log.info("evaluation written to %s", out)
     return result
 
 
-def results_table(summary: dict) -> str:
-    """Markdown table of the summary."""
+def results_table(summary: dict, paired: dict | None = None) -> str:
+    """Markdown table of the summary, followed by the table of the ``paired`` differences when there are any."""
     lines = ["| method | PSNR (dB) | SSIM | PSNR in holes (dB) | hole fraction | views |", "|---|---|---|---|---|---|"]
     for name, m in summary.items():
         lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['hole_psnr']:.2f} | {m['hole_frac']:.2f} | {m['views']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (paired_table(paired) if paired else "")
 
 
 def paired_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"evaluate_small: error: {e}", file=sys.stderr)
         return 1
-    print(results_table(result["summary"]) + (paired_table(result["paired"]) if pairs else ""))
+    print(results_table(result["summary"], result["paired"]))
     return 0
 
 
