@@ -131,6 +131,31 @@ def test_loss_is_taken_on_target_frames_only(setup):
     assert compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu") > loss + 0.5
 
 
+def test_ssim_loss_term_is_zero_for_a_perfect_prediction_and_adds_otherwise(setup):
+    """--ssim-loss-weight w adds w * (1 - SSIM) of the decoded predicted and true target frames: nothing when the
+    model predicts the target exactly, and a term that grows as the prediction degrades."""
+    data, unet_json, root = setup
+    cfg = tiny_config(data, root / "unused", unet_json)
+    from see3d.train.data import ClipDataset, collate, find_clips
+    from see3d.train.encoders import ContextEncoder, load_vae
+    from see3d.train.trainer import ssim_loss
+
+    vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
+    ds = ClipDataset(find_clips(data), 4, [1], resolution=32, seed=0)
+    batch = collate([ds[0]])
+    sched, cond = build_noise_scheduler(cfg), condition_config(cfg, vae)
+    ctx = ContextEncoder("zero", tokens=2, dim=16)
+    unet = build_unet(cfg, 48)
+    loss, inputs, pred = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", return_inputs=True)
+    kind = cond.prediction_type
+    assert float(ssim_loss(inputs.target, inputs, vae, sched, kind)) < 1e-5
+    small = float(ssim_loss(inputs.target + 0.1 * torch.randn_like(inputs.target), inputs, vae, sched, kind))
+    large = float(ssim_loss(inputs.target + 1.0 * torch.randn_like(inputs.target), inputs, vae, sched, kind))
+    assert 0 < small < large
+    with_ssim = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", ssim_weight=0.5)
+    assert torch.isclose(with_ssim, loss + 0.5 * ssim_loss(pred, inputs, vae, sched, kind), atol=1e-5)
+
+
 def test_init_from_ldm_checkpoint_widens_input_conv(tmp_path):
     from see3d.models import MultiViewUNet
 

@@ -39,8 +39,11 @@ def test_small_preset_and_cli_overrides(tmp_path):
     assert cfg.prediction_type == "sample"  # x0: learns usable samples far sooner than v on CPU budgets
     assert (cfg.warp_like_masks, cfg.mask_reduce) == (0.5, "pixel")  # one mask channel per pixel of the 4x4 block
     assert cfg.late_timesteps == 0.5  # half the clips train the high-noise steps that 1-2 step sampling uses
+    assert cfg.ssim_loss_weight == 0.5 and cfg.hole_loss_weight == 0.0
     assert small_unet_config(48)["in_channels"] == 2 * 48 + 16 and small_unet_config(48, mask_channels=1)["in_channels"] == 97
-    assert small_train_config(tmp_path, tmp_path / "o", latent_space="vae", vae=tmp_path / "v").mask_reduce == "nearest"  # KL: official masks
+    kl = small_train_config(tmp_path, tmp_path / "o", latent_space="vae", vae=tmp_path / "v")
+    assert kl.mask_reduce == "nearest" and kl.ssim_loss_weight == 0.0  # KL: official masks, no per-step decode
+    kl.validate()
     parser = build_parser()
     args = parser.parse_args(["train", "--data", str(tmp_path), "--preset", "small", "--max-steps", "7", "--no-condition-noise"])
     cfg = config_from_args(args)
@@ -48,7 +51,7 @@ def test_small_preset_and_cli_overrides(tmp_path):
     args = parser.parse_args(["train", "--data", str(tmp_path), "--init-from", str(tmp_path / "u"), "--vae", str(tmp_path / "v"), "--context", "zero"])
     full = config_from_args(args)
     assert full.resolution == 512 and full.num_frames == 5 and full.learning_rate == 1e-5 and full.prediction_type == "v_prediction"
-    assert (full.warp_like_masks, full.mask_reduce, full.late_timesteps) == (0.0, "nearest", 0.0)  # official: uniform t
+    assert (full.warp_like_masks, full.mask_reduce, full.late_timesteps, full.ssim_loss_weight) == (0.0, "nearest", 0.0, 0.0)  # official: uniform t, MSE
 
 
 def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
@@ -60,6 +63,10 @@ def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
     assert "warp_like_masks" in capsys.readouterr().err and not (tmp_path / "o2").exists()  # refused before anything is written
     assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o3"), "--late-timesteps", "1.5"]) == 1
     assert "late_timesteps" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+    assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o4"), "--hole-loss-weight", "-1"]) == 1
+    assert "hole_loss_weight" in capsys.readouterr().err and not (tmp_path / "o4").exists()
+    assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o5"), "--prediction-type", "epsilon", "--ssim-loss-weight", "0.5"]) == 1
+    assert "ssim_loss_weight" in capsys.readouterr().err and not (tmp_path / "o5").exists()
 
 
 def test_base_model_fills_component_paths(tmp_path):

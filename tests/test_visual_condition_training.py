@@ -10,6 +10,7 @@ from see3d.conditioning import (
     TrainingConditionConfig,
     build_training_inputs,
     masked_mse,
+    predicted_sample,
     random_hole_mask,
     random_hole_masks,
     sample_timesteps,
@@ -128,6 +129,11 @@ def test_regression_target_inverts_with_the_ddim_formula(prediction_type):
     else:
         z_hat = (x_t - (1 - a).sqrt() * inp.target[1:]) / a.sqrt()
     assert torch.allclose(z_hat, z0[0, 1:], atol=1e-5)
+    if prediction_type == "epsilon":  # no z0 at the zero-SNR last step: refused
+        with pytest.raises(ValueError, match="v_prediction or sample"):
+            predicted_sample(inp.target, inp.noisy_latents, AC, inp.timesteps, prediction_type)
+    else:  # the library inverse used by the SSIM loss gives the same z0
+        assert torch.allclose(predicted_sample(inp.target, inp.noisy_latents, AC, inp.timesteps, prediction_type)[1:], z0[0, 1:], atol=1e-5)
 
 
 def test_loss_ignores_reference_frames():
@@ -138,6 +144,27 @@ def test_loss_ignores_reference_frames():
     loss = masked_mse(pred, inp)
     pred[~inp.target_mask] += 100.0
     assert torch.isclose(masked_mse(pred, inp), loss) and torch.isclose(loss, torch.tensor(0.25))
+
+
+def test_hole_loss_weight_weights_the_hidden_latents_of_the_targets():
+    """hole_loss_weight = w: each target frame's error is the mean over its latents weighted 1 + w where the
+    condition hides the latent and 1 where it shows it; w = 0 is the plain MSE and sets no weights."""
+    holes = torch.zeros(1, 3, 8, 8, dtype=torch.bool)
+    holes[:, 1:, :2] = True  # 16 of 64 latents of each target hidden
+    z0 = torch.randn(1, 3, 4, 8, 8)
+    plain = _inputs(z0, cond_drop_prob=0.0, holes=holes)
+    weighted = _inputs(z0, cond_drop_prob=0.0, holes=holes, hole_loss_weight=3.0)
+    assert plain.loss_weight is None
+    lw = weighted.loss_weight.reshape(3, 4, 8, 8)
+    assert torch.all(lw[1:, :, :2] == 4.0) and torch.all(lw[1:, :, 2:] == 1.0) and torch.all(lw[0] == 1.0)
+    pred = weighted.target.clone()
+    err = torch.zeros_like(pred)
+    err[1:, :, :2] = 1.0  # unit error in the holes only
+    # plain: 16/64 of the latents are wrong; weighted: 16*4 / (16*4 + 48*1)
+    assert torch.isclose(masked_mse(pred + err, plain), torch.tensor(0.25))
+    assert torch.isclose(masked_mse(pred + err, weighted), torch.tensor(64 / 112))
+    dropped = _inputs(z0, cond_drop_prob=1.0, holes=holes, hole_loss_weight=3.0)  # no condition: all hidden, uniform
+    assert torch.isclose(masked_mse(pred + err, dropped), torch.tensor(0.25))
 
 
 def test_bad_arguments_are_rejected():

@@ -6,6 +6,7 @@ from see3d.conditioning.training_condition import (
     TrainingInputs,
     build_training_inputs,
     masked_mse,
+    predicted_sample,
     sample_timesteps,
 )
 from see3d.conditioning.visual_condition import (
@@ -36,6 +37,7 @@ __all__ = [
     "downsample_mask",
     "latent_validity",
     "masked_mse",
+    "predicted_sample",
     "mix_condition",
     "noise_latents",
     "pixel_masks",

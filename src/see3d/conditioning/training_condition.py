@@ -57,6 +57,9 @@ class TrainingConditionConfig:
         default=0.0, metadata={"help": "probability that a clip's t is drawn from the last late_timestep_portion of the schedule instead of all of it"}
     )
     late_timestep_portion: float = field(default=0.1, metadata={"help": "the late range: t in [(1 - portion) T, T)"})
+    hole_loss_weight: float = field(
+        default=0.0, metadata={"help": "extra loss weight on the latents the condition hides: weight 1 + this there, 1 elsewhere (0: plain MSE)"}
+    )
     masks: MaskConfig = field(default_factory=MaskConfig)
     decay: DecayParams = field(default_factory=DecayParams)
 
@@ -74,6 +77,12 @@ class TrainingInputs:
     holes: torch.Tensor  # (B, F, h, w) bool latent-resolution holes (False on references)
     dropped: torch.Tensor  # (B,) bool, condition dropped for CFG
     num_frames: int  # F, pass to the UNet
+    loss_weight: torch.Tensor | None = None  # (B*F, C, h, w) per-latent loss weight, None: uniform
+
+
+def _alpha_at(alphas_cumprod: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``a[t]`` (N,) shaped (N, 1, ..., 1) to broadcast against ``like`` (N, ...), on its device and dtype."""
+    return alphas_cumprod.to(like.device)[t.to(like.device)].to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def diffusion_target(
@@ -86,8 +95,23 @@ def diffusion_target(
         return latents
     if prediction_type != "v_prediction":
         raise ValueError(f"unknown prediction_type {prediction_type!r}")
-    a = alphas_cumprod.to(latents.device)[t.to(latents.device)].to(latents.dtype).reshape(-1, *([1] * (latents.ndim - 1)))
+    a = _alpha_at(alphas_cumprod, t, latents)
     return a.sqrt() * noise - (1 - a).sqrt() * latents
+
+
+def predicted_sample(
+    pred: torch.Tensor, noisy: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor, prediction_type: str
+) -> torch.Tensor:
+    """The clean latent z0 a model output implies, given ``x_t`` (the inverse of :func:`diffusion_target`).
+
+    ``pred``, ``noisy`` (N, C, h, w), ``t`` (N,). Only for v and sample prediction: with a zero-terminal-SNR
+    schedule, epsilon prediction carries no z0 at the last timestep (a = 0)."""
+    if prediction_type == "sample":
+        return pred
+    if prediction_type != "v_prediction":
+        raise ValueError(f"predicted_sample needs v_prediction or sample, got {prediction_type!r}")
+    a = _alpha_at(alphas_cumprod, t, pred)
+    return a.sqrt() * noisy - (1 - a).sqrt() * pred
 
 
 def sample_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator, late_prob: float = 0.0, late_portion: float = 0.1) -> torch.Tensor:
@@ -186,6 +210,10 @@ def build_training_inputs(
     cond = torch.where(drop_rows[:, None, None, None], torch.zeros_like(cond), cond)
     visible = torch.where(drop_rows[:, None, None, None], torch.zeros_like(visible), visible)
 
+    loss_weight = None
+    if config.hole_loss_weight:
+        # after dropout: a dropped clip hides everything, so its weight is uniform again
+        loss_weight = 1.0 + config.hole_loss_weight * (1.0 - latent_validity(visible, c))
     return TrainingInputs(
         model_input=torch.cat([x_t, cond, visible], dim=1),
         timesteps=t_rows.to(dev),
@@ -196,10 +224,17 @@ def build_training_inputs(
         holes=holes.to(dev),
         dropped=dropped.to(dev),
         num_frames=f,
+        loss_weight=loss_weight,
     )
 
 
 def masked_mse(pred: torch.Tensor, inputs: TrainingInputs) -> torch.Tensor:
-    """Mean squared error over the target frames only (the paper's loss), float32."""
-    diff = F.mse_loss(pred.float(), inputs.target.float(), reduction="none").mean(dim=(1, 2, 3))
+    """Mean squared error over the target frames only (the paper's loss), float32; with
+    ``inputs.loss_weight`` each frame's error is the weighted mean over its latents."""
+    err = F.mse_loss(pred.float(), inputs.target.float(), reduction="none")
+    if inputs.loss_weight is None:
+        diff = err.mean(dim=(1, 2, 3))
+    else:
+        w = inputs.loss_weight.float()
+        diff = (err * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
     return diff[inputs.target_mask].mean()

@@ -111,6 +111,7 @@ def condition_config(cfg: TrainConfig, vae):
         "mask_upscale": factor,
         "mask_reduce": cfg.mask_reduce,
         "late_timestep_prob": cfg.late_timesteps,
+        "hole_loss_weight": cfg.hole_loss_weight,
         "masks": MaskConfig(warp_like_prob=cfg.warp_like_masks),
     }
     if cfg.mask_reduce == "any" and cfg.latent_space != "pixel_unshuffle":

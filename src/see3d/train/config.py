@@ -108,6 +108,14 @@ class TrainConfig:
     late_timesteps: float = field(
         default=0.0, metadata={"help": "probability that a clip's diffusion timestep is drawn from the last 10% of the schedule (0 = uniform, the paper)"}
     )
+    hole_loss_weight: float = field(
+        default=0.0, metadata={"help": "extra loss weight on the hidden (hole) latents of the targets: weight 1 + this there (0 = plain MSE, the paper)"}
+    )
+    ssim_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "add this times (1 - SSIM) of the decoded predicted and true target frames to the loss (0 = the paper's MSE; "
+                          "pixel_unshuffle latent space and v or sample prediction only)"},
+    )
     mask_reduce: Literal["nearest", "any", "pixel"] = field(
         default="nearest",
         metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE), any (a block with any hole pixel is a hole) or "
@@ -194,6 +202,12 @@ class TrainConfig:
             raise InputError(None, f"warp_like_masks is a fraction of the training masks, in [0, 1] (got {self.warp_like_masks})")
         if not 0.0 <= self.late_timesteps <= 1.0:
             raise InputError(None, f"late_timesteps is a probability, in [0, 1] (got {self.late_timesteps})")
+        if not 0.0 <= self.hole_loss_weight <= 100.0:
+            raise InputError(None, f"hole_loss_weight must be in [0, 100] (got {self.hole_loss_weight})")
+        if self.ssim_loss_weight < 0:
+            raise InputError(None, f"ssim_loss_weight must be >= 0 (got {self.ssim_loss_weight})")
+        if self.ssim_loss_weight and (self.latent_space != "pixel_unshuffle" or self.prediction_type == "epsilon"):
+            raise InputError(None, "ssim_loss_weight needs latent_space 'pixel_unshuffle' and v or sample prediction")
         if self.latent_space == "vae" and self.vae is None:
             raise InputError(None, "latent_space 'vae' needs --vae (a local AutoencoderKL folder)")
         if self.latent_space == "pixel_unshuffle" and self.resolution % self.pixel_unshuffle_factor:

@@ -8,7 +8,8 @@ One micro-step, per clip of N shuffled frames (S clean references, N - S targets
    noised at t // 5, decay-weight mixture, references clean, condition dropout for guidance, and the
    eps / v target;
 3. ``loss = mean over target frames of || unet([x_t; V_t; M], t, context) - target ||²``
-   (:func:`see3d.conditioning.masked_mse`).
+   (:func:`see3d.conditioning.masked_mse`; hidden latents weighted ``1 + hole_loss_weight``), plus
+   ``ssim_loss_weight * (1 - SSIM)`` of the decoded target frames when set (:func:`ssim_loss`).
 
 Determinism: data choices are keyed on the global sample index (:mod:`see3d.train.data`); the torch RNG
 and the conditioning generator are re-seeded from (seed, step, micro-step, rank) before every
@@ -201,7 +202,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             with accelerator.accumulate(unet):
-                loss = compute_loss(batch, unet, vae, context, noise_scheduler, cond_cfg, generator, device)
+                loss = compute_loss(batch, unet, vae, context, noise_scheduler, cond_cfg, generator, device, ssim_weight=cfg.ssim_loss_weight)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
@@ -282,9 +283,12 @@ def _stop_reason(cfg: TrainConfig, step: int, t_start: float, accelerator) -> st
     return None
 
 
-def compute_loss(batch: dict, unet, vae, context, noise_scheduler, cond_cfg, generator: torch.Generator, device, return_inputs: bool = False):
+def compute_loss(
+    batch: dict, unet, vae, context, noise_scheduler, cond_cfg, generator: torch.Generator, device, return_inputs: bool = False, ssim_weight: float = 0.0
+):
     """Loss of one micro-batch (see the module docstring); ``return_inputs`` also returns the per-clip
-    :class:`see3d.conditioning.TrainingInputs` and the model prediction (for tests and debugging)."""
+    :class:`see3d.conditioning.TrainingInputs` and the model prediction (for tests and debugging).
+    ``ssim_weight`` adds ``ssim_weight * (1 - SSIM)`` between the decoded predicted and true target frames."""
     from see3d.conditioning import build_training_inputs, masked_mse
 
     if "pixels" in batch:
@@ -307,7 +311,29 @@ def compute_loss(batch: dict, unet, vae, context, noise_scheduler, cond_cfg, gen
     pred = unet(model_input, timesteps, ctx, num_frames=n)
     merged = _merge_inputs(parts)
     loss = masked_mse(pred, merged)
+    if ssim_weight:
+        loss = loss + ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type)
     return (loss, merged, pred) if return_inputs else loss
+
+
+def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str) -> torch.Tensor:
+    """``1 - SSIM`` of the target frames: the clean latents implied by ``pred`` and by the regression target,
+    both decoded to images in [0, 1] (a differentiable decode: meant for the parameter-free pixel-unshuffle space)."""
+    from see3d.conditioning import predicted_sample
+    from see3d.eval.metrics import ssim
+
+    rows = inputs.target_mask
+    ac = torch.as_tensor(noise_scheduler.alphas_cumprod, dtype=torch.float32)
+    x_t, t = inputs.noisy_latents[rows], inputs.timesteps[rows]
+    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
+    scale = float(vae.config.scaling_factor)
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return vae.decode(z.float() / scale + shift).sample.float() / 2 + 0.5
+
+    fake = decode(predicted_sample(pred[rows].float(), x_t.float(), ac, t, prediction_type))
+    real = decode(predicted_sample(inputs.target[rows].float(), x_t.float(), ac, t, prediction_type))
+    return 1.0 - ssim(fake, real).mean()
 
 
 def _merge_inputs(parts):
