@@ -55,9 +55,9 @@ def sample_posterior(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return mean + std * torch.randn_like(mean)
 
 
-@torch.no_grad()
 def decode_latents(vae, z: torch.Tensor) -> torch.Tensor:
-    """Scaled latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped)."""
+    """Scaled latents (B, C, h, w) -> pixels (B, 3, H, W) in [-1, 1] (not clamped). Differentiable: the SSIM
+    loss backpropagates through it; wrap it in ``torch.no_grad()`` where no gradient is wanted."""
     scale = float(vae.config.scaling_factor)
     shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
     return vae.decode((z / scale + shift).to(vae.dtype)).sample.float()

@@ -35,7 +35,7 @@ from see3d.train.build import build_noise_scheduler, build_unet, condition_confi
 from see3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from see3d.train.config import TrainConfig
 from see3d.train.data import ClipDataset, StepBatchSampler, collate, find_clips
-from see3d.train.encoders import ContextEncoder, encode_posterior, latent_channels, load_vae, sample_posterior
+from see3d.train.encoders import ContextEncoder, decode_latents, encode_posterior, latent_channels, load_vae, sample_posterior
 from see3d.train.export import export_model
 
 log = get_logger(__name__)
@@ -325,11 +325,9 @@ def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type:
     rows = inputs.target_mask
     ac = torch.as_tensor(noise_scheduler.alphas_cumprod, dtype=torch.float32)
     x_t, t = inputs.noisy_latents[rows], inputs.timesteps[rows]
-    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
-    scale = float(vae.config.scaling_factor)
 
     def decode(z: torch.Tensor) -> torch.Tensor:
-        return vae.decode(z.float() / scale + shift).sample.float() / 2 + 0.5
+        return decode_latents(vae, z) / 2 + 0.5
 
     fake = decode(predicted_sample(pred[rows].float(), x_t.float(), ac, t, prediction_type))
     real = decode(predicted_sample(inputs.target[rows].float(), x_t.float(), ac, t, prediction_type))
