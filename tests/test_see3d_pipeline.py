@@ -244,6 +244,23 @@ def test_keep_known_keeps_warped_pixels_and_fills_holes(pipe):
     assert kept[holes].std() > 0.01 and (kept[holes] - free[holes]).abs().mean() > 1e-4  # holes are generated, in context
 
 
+def test_fill_smoothing_low_passes_only_the_generated_pixels(pipe):
+    from see3d.pipelines.fill_smoothing import smooth_fill
+
+    refs, warps, masks = _inputs(t=2)
+    kw = dict(super_resolution=False, keep_known=True, **KW)
+    kept = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), **kw).images
+    smooth = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), fill_smoothing=1.0, **kw).images
+    known = masks.expand_as(kept) > 0.5
+    assert torch.equal(smooth[known], warps[known])
+    assert torch.allclose(smooth, smooth_fill(kept, warps, masks, 1.0), atol=1e-6)  # the same fill, smoothed
+    assert (smooth[~known] - kept[~known]).abs().mean() > 1e-3
+    with pytest.raises(InputError, match="keep_known"):
+        pipe(refs, warps, masks, fill_smoothing=1.0, super_resolution=False, **KW)
+    with pytest.raises(InputError, match="fill_smoothing"):
+        pipe(refs, warps, masks, fill_smoothing=-1.0, super_resolution=False, keep_known=True, **KW)
+
+
 def test_vae_slicing_and_tiling_pass_through(pipe):
     refs, warps, masks = _inputs(t=2)
     kw = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)

@@ -156,6 +156,45 @@ def test_ssim_loss_term_is_zero_for_a_perfect_prediction_and_adds_otherwise(setu
     assert torch.isclose(with_ssim, loss + 0.5 * ssim_loss(pred, inputs, vae, sched, kind), atol=1e-5)
 
 
+def test_hole_ssim_loss_judges_only_the_hidden_pixels(setup):
+    """--hole-ssim-loss-weight: errors in pixels the condition showed do not count (they are replaced by the truth,
+    as a fill that keeps the warped pixels would), errors in the hidden pixels do, and a clip whose condition was
+    dropped is judged whole."""
+    import dataclasses
+
+    from see3d.conditioning.visual_condition import latent_validity
+
+    data, unet_json, root = setup
+    cfg = dataclasses.replace(tiny_config(data, root / "unused", unet_json), mask_reduce="pixel")
+    from see3d.train.data import ClipDataset, collate, find_clips
+    from see3d.train.encoders import ContextEncoder, load_vae
+    from see3d.train.trainer import ssim_loss
+
+    vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
+    ds = ClipDataset(find_clips(data), 4, [1], resolution=32, seed=0)
+    batch = collate([ds[0], ds[1]])
+    sched, cond = build_noise_scheduler(cfg), condition_config(cfg, vae)
+    assert cond.mask_reduce == "pixel"
+    cond = dataclasses.replace(cond, cond_drop_prob=0.0)
+    ctx = ContextEncoder("zero", tokens=2, dim=16)
+    unet = build_unet(cfg, 48)
+    loss, inputs, pred = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", return_inputs=True)
+    kind, c = cond.prediction_type, inputs.target.shape[1]
+    visible = latent_validity(inputs.model_input[:, 2 * c :], c)
+    rows = inputs.target_mask
+    assert 0 < float(visible[rows].mean()) < 1  # the targets have holes and visible pixels
+    noise = torch.randn_like(inputs.target)
+    assert float(ssim_loss(inputs.target + noise * visible, inputs, vae, sched, kind, holes_only=True)) < 1e-5
+    assert float(ssim_loss(inputs.target + noise * visible, inputs, vae, sched, kind)) > 0.05
+    assert float(ssim_loss(inputs.target + noise * (1 - visible), inputs, vae, sched, kind, holes_only=True)) > 0.05
+    with_term = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", hole_ssim_weight=0.5)
+    assert torch.isclose(with_term, loss + 0.5 * ssim_loss(pred, inputs, vae, sched, kind, holes_only=True), atol=1e-5)
+    # a dropped condition hides everything: the hole-only term is the whole-frame term
+    dropped = dataclasses.replace(inputs, model_input=torch.cat([inputs.model_input[:, : 2 * c], 0 * inputs.model_input[:, 2 * c :]], 1))
+    noisy = inputs.target + 0.3 * noise
+    assert torch.isclose(ssim_loss(noisy, dropped, vae, sched, kind, holes_only=True), ssim_loss(noisy, inputs, vae, sched, kind), atol=1e-6)
+
+
 def test_init_from_ldm_checkpoint_widens_input_conv(tmp_path):
     from see3d.models import MultiViewUNet
 

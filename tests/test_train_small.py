@@ -67,6 +67,8 @@ def test_cli_reports_bad_input_and_exits_1(tmp_path, capsys):
     assert "hole_loss_weight" in capsys.readouterr().err and not (tmp_path / "o4").exists()
     assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o5"), "--prediction-type", "epsilon", "--ssim-loss-weight", "0.5"]) == 1
     assert "ssim_loss_weight" in capsys.readouterr().err and not (tmp_path / "o5").exists()
+    assert main(["train", "--preset", "small", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o6"), "--hole-ssim-loss-weight", "-0.5"]) == 1
+    assert "hole_ssim_loss_weight" in capsys.readouterr().err and not (tmp_path / "o6").exists()
 
 
 def test_base_model_fills_component_paths(tmp_path):
@@ -237,3 +239,30 @@ def test_pixel_masks_widen_the_unet_input_and_need_pixel_unshuffle(tmp_path):
     with pytest.raises(InputError, match="pixel_unshuffle"):
         bad.validate()
     assert not (tmp_path / "out").exists()
+
+
+def test_heldout_evaluation_reports_telea_smoothed_when_models_are_smoothed(tmp_path, capsys):
+    """--fill-smoothing S smooths the kept-pixel models' fills and adds Telea's fill smoothed the same way, so a
+    comparison can show the smoothing alone does not make the difference."""
+    from see3d.errors import InputError
+    from see3d.train.evaluate_small import TELEA, TELEA_SMOOTHED, EvalSmallConfig, evaluate_small
+    from see3d.train.evaluate_small import main as evaluate_main
+
+    small = dict(n_scenes=2, size=32, frames=8, target_offsets=[3, 7])
+    with pytest.raises(InputError, match="fill smoothed"):  # no such row without smoothing
+        evaluate_small({}, tmp_path / "bad", EvalSmallConfig(**small), pairs=[(TELEA_SMOOTHED, TELEA)])
+    res = evaluate_small({}, tmp_path / "ev", EvalSmallConfig(fill_smoothing=1.0, **small), pairs=[(TELEA_SMOOTHED, TELEA)])
+    a, b = res["per_view"][TELEA_SMOOTHED], res["per_view"][TELEA]
+    assert a["hole_frac"] == b["hole_frac"] and a["psnr"] != b["psnr"]  # same views, only the fill changed
+    args = ["--out", str(tmp_path / "cli"), "--n-scenes", "2", "--size", "32", "--frames", "8", "--target-offsets", "3", "7"]
+    assert evaluate_main([*args, "--fill-smoothing", "1", "--compare", "telea-smoothed=telea"]) == 0
+    assert f"| {TELEA_SMOOTHED} - {TELEA} |" in capsys.readouterr().out
+
+
+def test_generation_refuses_fill_smoothing_without_kept_pixels():
+    from see3d.errors import InputError
+    from see3d.pipelines.generation import GenerateConfig, make_filler
+
+    for cfg in (GenerateConfig(fill="telea", keep_known=True, fill_smoothing=1.0), GenerateConfig(fill="mvd", fill_smoothing=1.0)):
+        with pytest.raises(InputError, match="fill-smoothing"):
+            make_filler(cfg, pipe=object())

@@ -45,6 +45,10 @@ class DemoConfig:
         default=True,
         metadata={"help": "keep the warped pixels, fill only the holes (the sample's warps come from its exact depth); --no-keep-known regenerates whole views"},
     )
+    fill_smoothing: float = field(
+        default=1.0,
+        metadata={"help": "with --keep-known: Gaussian sigma (px) of the low-pass on the model's fill (1 was best for the shipped model on validation scenes; 0 = off)"},
+    )
     fill: Literal["auto", "mvd", "telea"] = field(
         default="auto",
         metadata={"help": "hole filler: the See3D model (mvd), OpenCV Telea inpainting, or auto (the shipped model when the package has one, else Telea)"},
@@ -92,7 +96,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
             raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
         pipe = load_see3d(weights, "single", "cpu", "float32")
     gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
-                          seed=cfg.seed, fill=fill, keep_known=cfg.keep_known)  # fmt: skip
+                          seed=cfg.seed, fill=fill, keep_known=cfg.keep_known,
+                          fill_smoothing=cfg.fill_smoothing if fill == "mvd" and cfg.keep_known else 0.0)  # fmt: skip
     # the sample photo comes with its depth map; new views keep the depth warped from it
     result = generate_from_image(image, TrueDepth(depth[None], ["input"]), gcfg, pipe, camera=cam, name="input", new_view_depth=None)
     result.save(out / "views")

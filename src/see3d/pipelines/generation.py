@@ -62,6 +62,11 @@ class GenerateConfig:
         default=False,
         metadata={"help": "keep warped pixels as they are and let the model fill only the holes (the official method regenerates whole views)"},
     )
+    fill_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "with --keep-known: Gaussian sigma (px) of a low-pass on the generated fill only (removes the block grid and "
+                          "grain of a small pixel-space model's fill; 1 for the shipped small model, 0 = off)"},
+    )
     path_scale: float = field(default=1.0, metadata={"help": "multiplies the path's default motion (angles and distances)"})
     depth_tol: float = field(default=0.03, metadata={"help": "relative depth tolerance of the warping z-buffer"})
 
@@ -80,10 +85,14 @@ class HoleFiller(Protocol):
 class MVDFiller:
     """The See3D multi-view diffusion pipeline as a hole filler (references stay clean)."""
 
-    def __init__(self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None, keep_known: bool = False):
+    def __init__(
+        self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None, keep_known: bool = False,
+        fill_smoothing: float = 0.0,
+    ):  # fmt: skip
         import torch
 
         self.pipe, self.steps, self.guidance, self.group_size, self.keep_known = pipe, steps, guidance, group_size, keep_known
+        self.fill_smoothing = fill_smoothing
         self.generator = torch.Generator("cpu").manual_seed(seed)
 
     def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -96,6 +105,7 @@ class MVDFiller:
         out = self.pipe(
             refs, tgts, msk, num_inference_steps=self.steps, guidance_scale=self.guidance, generator=self.generator,
             height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False, keep_known=self.keep_known,
+            fill_smoothing=self.fill_smoothing,
         )  # fmt: skip
         return np.asarray(out.images, dtype=np.float32)
 
@@ -310,11 +320,13 @@ def path_cameras(start: Cameras, depth: np.ndarray, cfg: GenerateConfig, **param
 
 def make_filler(cfg: GenerateConfig, pipe=None) -> HoleFiller:
     """The filler ``cfg.fill`` asks for (``pipe``: a loaded :class:`See3DPipeline` for "mvd")."""
+    if cfg.fill_smoothing and (cfg.fill != "mvd" or not cfg.keep_known):
+        raise InputError(None, "--fill-smoothing smooths the model's fill between kept warped pixels: it needs --fill mvd and --keep-known")
     if cfg.fill == "telea":
         return TeleaFiller()
     if pipe is None:
         raise InputError(None, "fill='mvd' needs the See3D weights (--weights DIR); use --fill telea for the classical baseline")
-    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, keep_known=cfg.keep_known)
+    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, keep_known=cfg.keep_known, fill_smoothing=cfg.fill_smoothing)
 
 
 def generate_from_image(

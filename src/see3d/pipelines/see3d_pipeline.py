@@ -42,6 +42,7 @@ from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger, progress
 from see3d.models.mv_unet import MultiViewUNet
 from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
+from see3d.pipelines.fill_smoothing import smooth_fill
 from see3d.pipelines.grouping import anchor_indices, official_sr_group_size, plan_groups
 from see3d.pipelines.inputs import ImageInput, to_image_batch, to_mask_batch, to_output
 from see3d.pipelines.schedule import make_scheduler, set_timesteps
@@ -414,6 +415,7 @@ class See3DPipeline(DiffusionPipeline):
         sr_group_size: int | None = None,
         image_embed_scale: float = IMAGE_EMBED_SCALE,
         keep_known: bool = False,
+        fill_smoothing: float = 0.0,
         clean_condition: bool = False,
         return_dict: bool = True,
     ) -> See3DPipelineOutput | tuple:
@@ -437,6 +439,9 @@ class See3DPipeline(DiffusionPipeline):
             keep_known: keep the warped pixels: blend known latent blocks in at every step and paste the valid
                 pixels into the output (off in the official method, which may correct warp errors; useful when the
                 warps are exact, e.g. from true depth).
+            fill_smoothing: with ``keep_known``, Gaussian sigma in pixels of a low-pass applied to the generated
+                pixels only (:func:`see3d.pipelines.fill_smoothing.smooth_fill`): removes the block grid and grain
+                of a small pixel-space model's fill (the shipped small model: 1.0); 0 = off.
             clean_condition: condition the base model on the clean warp latents at every step (how a mask-only
                 model, trained without the time-dependent noise, saw its condition) instead of the See3D mix.
         Returns:
@@ -445,6 +450,10 @@ class See3DPipeline(DiffusionPipeline):
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.channel_mult) - 1)
         if height % multiple or width % multiple:
             raise InputError(None, f"height and width must be multiples of {multiple}, got {height}x{width}")
+        if not (np.isfinite(fill_smoothing) and 0 <= fill_smoothing <= 0.1 * min(height, width)):
+            raise InputError(None, f"fill_smoothing is a blur sigma in pixels, 0 to a tenth of the image side (got {fill_smoothing})")
+        if fill_smoothing and not keep_known:
+            raise InputError(None, "fill_smoothing smooths the fill between kept warped pixels: it needs keep_known")
         if super_resolution is None:
             super_resolution = self.sr_unet is not None
         if super_resolution and self.sr_unet is None:
@@ -462,7 +471,7 @@ class See3DPipeline(DiffusionPipeline):
         )  # fmt: skip
         images = torch.cat([self.decode_latents(latents[i : i + 1]).cpu() for i in range(len(latents))])
         if keep_known:
-            images = torch.where(masks.cpu() > 0.5, targets.cpu().to(images.dtype), images)
+            images = smooth_fill(images, targets.cpu(), masks.cpu(), fill_smoothing)
         base_images = None
         if super_resolution:
             base_images = images

@@ -116,6 +116,12 @@ class TrainConfig:
         metadata={"help": "add this times (1 - SSIM) of the decoded predicted and true target frames to the loss (0 = the paper's MSE; "
                           "pixel_unshuffle latent space and v or sample prediction only)"},
     )
+    hole_ssim_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "add this times (1 - SSIM) of the target frames with the model's output in the hidden pixels only and "
+                          "the truth elsewhere (what a fill that keeps the warped pixels is judged on; windows across a hole "
+                          "edge reward a fill that continues it); same limits as --ssim-loss-weight"},
+    )
     mask_reduce: Literal["nearest", "any", "pixel"] = field(
         default="nearest",
         metadata={"help": "pixel mask -> latent holes: nearest (official, KL VAE), any (a block with any hole pixel is a hole) or "
@@ -204,10 +210,12 @@ class TrainConfig:
             raise InputError(None, f"late_timesteps is a probability, in [0, 1] (got {self.late_timesteps})")
         if not 0.0 <= self.hole_loss_weight <= 100.0:
             raise InputError(None, f"hole_loss_weight must be in [0, 100] (got {self.hole_loss_weight})")
-        if self.ssim_loss_weight < 0:
-            raise InputError(None, f"ssim_loss_weight must be >= 0 (got {self.ssim_loss_weight})")
-        if self.ssim_loss_weight and (self.latent_space != "pixel_unshuffle" or self.prediction_type == "epsilon"):
-            raise InputError(None, "ssim_loss_weight needs latent_space 'pixel_unshuffle' and v or sample prediction")
+        for name in ("ssim_loss_weight", "hole_ssim_loss_weight"):
+            value = getattr(self, name)
+            if value < 0:
+                raise InputError(None, f"{name} must be >= 0 (got {value})")
+            if value and (self.latent_space != "pixel_unshuffle" or self.prediction_type == "epsilon"):
+                raise InputError(None, f"{name} needs latent_space 'pixel_unshuffle' and v or sample prediction")
         if self.latent_space == "vae" and self.vae is None:
             raise InputError(None, "latent_space 'vae' needs --vae (a local AutoencoderKL folder)")
         if self.latent_space == "pixel_unshuffle" and self.resolution % self.pixel_unshuffle_factor:

@@ -70,6 +70,11 @@ class EvalSmallConfig:
         metadata={"help": "simulated depth-estimate error: std of a smooth random log-depth field (0: warp with the true depth)"},
     )
     depth_edge_blur: float = field(default=0.0, metadata={"help": "simulated depth-estimate error: Gaussian blur of the depth map, sigma in pixels"})
+    fill_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "models keeping the warped pixels: Gaussian sigma (px) of the low-pass on their fill (the shipped small "
+                          "model: 1); when > 0, Telea's fill is also reported smoothed the same way ('telea-smoothed')"},
+    )
 
 
 @dataclass
@@ -159,11 +164,23 @@ def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: b
     with torch.no_grad():
         out = pipe(refs, tgts, masks, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=torch.Generator().manual_seed(cfg.sample_seed),
                    height=cfg.size, width=cfg.size, output_type="np", super_resolution=False, keep_known=keep_known,
-                   clean_condition=clean_condition)  # fmt: skip
+                   clean_condition=clean_condition, fill_smoothing=cfg.fill_smoothing if keep_known else 0.0)  # fmt: skip
     return np.asarray(out.images, np.float32)
 
 
 TELEA = "OpenCV Telea inpainting"
+TELEA_SMOOTHED = "OpenCV Telea inpainting, fill smoothed"
+
+
+def _smoothed(pred: np.ndarray, scene: Scene, sigma: float) -> np.ndarray:
+    """(T, H, W, 3) views with their fill low-passed (:func:`see3d.pipelines.fill_smoothing.smooth_fill`)."""
+    from see3d.pipelines.fill_smoothing import smooth_fill
+
+    def chw(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(0, 3, 1, 2)
+
+    masks = torch.from_numpy(scene.masks).float()[:, None]
+    return smooth_fill(chw(pred), chw(scene.warps), masks, sigma).permute(0, 2, 3, 1).numpy()
 WARP_ONLY = "warp only (holes black)"
 
 
@@ -177,7 +194,7 @@ def evaluate_small(
     from see3d.pipelines.generation import TeleaFiller
 
     cfg = cfg or EvalSmallConfig()
-    known = {WARP_ONLY, TELEA, *models}
+    known = {WARP_ONLY, TELEA, *models} | ({TELEA_SMOOTHED} if cfg.fill_smoothing else set())
     for pair in pairs:
         if not set(pair) <= known:
             raise InputError(None, f"cannot compare {pair[0]!r} with {pair[1]!r}: the methods are {sorted(known)}")
@@ -198,7 +215,10 @@ def evaluate_small(
 
     add(WARP_ONLY, [s.warps * s.masks[..., None] for s in scenes], 0.0)
     t0 = time.time()
-    add(TELEA, [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes], time.time() - t0)
+    telea = [TeleaFiller()(s.reference[None], s.warps, s.masks) for s in scenes]
+    add(TELEA, telea, time.time() - t0)
+    if cfg.fill_smoothing:  # the same low-pass on the classical fill, so the comparison isolates the model
+        add(TELEA_SMOOTHED, [_smoothed(p, s, cfg.fill_smoothing) for p, s in zip(telea, scenes)], time.time() - t0)
     for name, (folder, clean, *rest) in models.items():
         pipe = load_model(folder)
         t0 = time.time()
@@ -260,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=[], help="NAME=PIPELINE_DIR[:clean][:keep] (repeatable; clean: the clean "
                         "warp latent as condition at every step; keep: keep the warped pixels, fill only the holes)")  # fmt: skip
     parser.add_argument("--compare", action="append", default=[], metavar="A=B", help="also report the per-view paired difference "
-                        "A minus B (mean +- standard error, views won; repeatable); A and B are --model names or 'telea'")  # fmt: skip
+                        "A minus B (mean +- standard error, views won; repeatable); A and B are --model names, 'telea' or 'telea-smoothed'")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("-v", "--verbose", action="count", default=1)
     add_dataclass_args(parser, EvalSmallConfig)
@@ -281,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         a, sep, b = spec.partition("=")
         if not sep:
             parser.error(f"--compare {spec!r}: expected A=B (two method names)")
-        pairs.append(tuple(TELEA if x.strip().lower() == "telea" else x for x in (a, b)))
+        aliases = {"telea": TELEA, "telea-smoothed": TELEA_SMOOTHED}
+        pairs.append(tuple(aliases.get(x.strip().lower(), x) for x in (a, b)))
     try:
         result = evaluate_small(models, args.out, dataclass_from_args(EvalSmallConfig, args), pairs)
     except InputError as e:

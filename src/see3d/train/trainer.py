@@ -202,7 +202,10 @@ def train(cfg: TrainConfig) -> TrainResult:
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             with accelerator.accumulate(unet):
-                loss = compute_loss(batch, unet, vae, context, noise_scheduler, cond_cfg, generator, device, ssim_weight=cfg.ssim_loss_weight)
+                loss = compute_loss(
+                    batch, unet, vae, context, noise_scheduler, cond_cfg, generator, device,
+                    ssim_weight=cfg.ssim_loss_weight, hole_ssim_weight=cfg.hole_ssim_loss_weight,
+                )  # fmt: skip
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
@@ -284,11 +287,22 @@ def _stop_reason(cfg: TrainConfig, step: int, t_start: float, accelerator) -> st
 
 
 def compute_loss(
-    batch: dict, unet, vae, context, noise_scheduler, cond_cfg, generator: torch.Generator, device, return_inputs: bool = False, ssim_weight: float = 0.0
+    batch: dict,
+    unet,
+    vae,
+    context,
+    noise_scheduler,
+    cond_cfg,
+    generator: torch.Generator,
+    device,
+    return_inputs: bool = False,
+    ssim_weight: float = 0.0,
+    hole_ssim_weight: float = 0.0,
 ):
     """Loss of one micro-batch (see the module docstring); ``return_inputs`` also returns the per-clip
     :class:`see3d.conditioning.TrainingInputs` and the model prediction (for tests and debugging).
-    ``ssim_weight`` adds ``ssim_weight * (1 - SSIM)`` between the decoded predicted and true target frames."""
+    ``ssim_weight`` adds ``ssim_weight * (1 - SSIM)`` between the decoded predicted and true target frames;
+    ``hole_ssim_weight`` the same with the prediction used in the hidden pixels only (:func:`ssim_loss`)."""
     from see3d.conditioning import build_training_inputs, masked_mse
 
     if "pixels" in batch:
@@ -313,12 +327,18 @@ def compute_loss(
     loss = masked_mse(pred, merged)
     if ssim_weight:
         loss = loss + ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type)
+    if hole_ssim_weight:
+        loss = loss + hole_ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type, holes_only=True)
     return (loss, merged, pred) if return_inputs else loss
 
 
-def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str) -> torch.Tensor:
+def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str, holes_only: bool = False) -> torch.Tensor:
     """``1 - SSIM`` of the target frames: the clean latents implied by ``pred`` and by the regression target,
-    both decoded to images in [0, 1] (a differentiable decode: meant for the parameter-free pixel-unshuffle space)."""
+    both decoded to images in [0, 1] (a differentiable decode: meant for the parameter-free pixel-unshuffle space).
+
+    ``holes_only``: the predicted frame takes the truth wherever the UNet's mask channels say a pixel was
+    visible, so only the hidden pixels are judged, in windows that also see their visible neighbours (how a
+    fill that keeps the warped pixels is scored). A clip whose condition was dropped is judged whole."""
     from see3d.conditioning import predicted_sample
     from see3d.eval.metrics import ssim
 
@@ -331,7 +351,20 @@ def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type:
 
     fake = decode(predicted_sample(pred[rows].float(), x_t.float(), ac, t, prediction_type))
     real = decode(predicted_sample(inputs.target[rows].float(), x_t.float(), ac, t, prediction_type))
+    if holes_only:
+        visible = _pixel_visibility(inputs.model_input[rows, 2 * x_t.shape[1] :].float(), fake.shape[-1] // x_t.shape[-1])
+        fake = visible * real + (1.0 - visible) * fake
     return 1.0 - ssim(fake, real).mean()
+
+
+def _pixel_visibility(mask_channels: torch.Tensor, factor: int) -> torch.Tensor:
+    """The UNet's mask channels (N, m, h, w) -> pixel visibility (N, 1, h * factor, w * factor), 1 = visible:
+    ``m = factor**2`` per-pixel masks are pixel-shuffled back, ``m = 1`` latent masks cover their whole block."""
+    if mask_channels.shape[1] == factor * factor:
+        return torch.nn.functional.pixel_shuffle(mask_channels, factor)
+    if mask_channels.shape[1] == 1:
+        return mask_channels.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    raise ValueError(f"{mask_channels.shape[1]} mask channels do not fit a {factor}x{factor} latent block")
 
 
 def _merge_inputs(parts):
