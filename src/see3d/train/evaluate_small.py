@@ -26,7 +26,8 @@ step, the pipeline's super-resolution mode) and with the See3D inference conditi
 
 With ``keep_known`` (``:keep``) a model keeps the warped pixels and fills only the holes (blended sampling plus
 pasting the valid pixels), the way Telea treats them; without it the model regenerates whole views, as the
-official method does.
+official method does. ``--fill-smoothing S`` low-passes those kept-pixel fills (and adds Telea's fill smoothed
+the same way, so the filter alone can be compared).
 
 CLI: ``python -m see3d.train.evaluate_small --model see3d=RUN/pipeline --model mask_only=RUN2/pipeline:clean
 --out eval_small`` (``:clean`` evaluates with the clean condition, ``:keep`` keeps the warped pixels; give a
@@ -170,6 +171,7 @@ def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, clean_condition: b
 
 TELEA = "OpenCV Telea inpainting"
 TELEA_SMOOTHED = "OpenCV Telea inpainting, fill smoothed"
+WARP_ONLY = "warp only (holes black)"
 
 
 def _smoothed(pred: np.ndarray, scene: Scene, sigma: float) -> np.ndarray:
@@ -181,7 +183,6 @@ def _smoothed(pred: np.ndarray, scene: Scene, sigma: float) -> np.ndarray:
 
     masks = torch.from_numpy(scene.masks).float()[:, None]
     return smooth_fill(chw(pred), chw(scene.warps), masks, sigma).permute(0, 2, 3, 1).numpy()
-WARP_ONLY = "warp only (holes black)"
 
 
 def evaluate_small(
