@@ -189,6 +189,9 @@ def test_hole_ssim_loss_judges_only_the_hidden_pixels(setup):
     assert float(ssim_loss(inputs.target + noise * (1 - visible), inputs, vae, sched, kind, holes_only=True)) > 0.05
     with_term = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", hole_ssim_weight=0.5)
     assert torch.isclose(with_term, loss + 0.5 * ssim_loss(pred, inputs, vae, sched, kind, holes_only=True), atol=1e-5)
+    both = compute_loss(batch, unet, vae, ctx, sched, cond, torch.Generator().manual_seed(0), "cpu", ssim_weight=0.3, hole_ssim_weight=0.5)
+    expected = loss + 0.3 * ssim_loss(pred, inputs, vae, sched, kind) + 0.5 * ssim_loss(pred, inputs, vae, sched, kind, holes_only=True)
+    assert torch.isclose(both, expected, atol=1e-5)  # the two terms share one decode and still add up
     # a dropped condition hides everything: the hole-only term is the whole-frame term
     dropped = dataclasses.replace(inputs, model_input=torch.cat([inputs.model_input[:, : 2 * c], 0 * inputs.model_input[:, 2 * c :]], 1))
     noisy = inputs.target + 0.3 * noise

@@ -325,34 +325,45 @@ def compute_loss(
     pred = unet(model_input, timesteps, ctx, num_frames=n)
     merged = _merge_inputs(parts)
     loss = masked_mse(pred, merged)
-    if ssim_weight:
-        loss = loss + ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type)
-    if hole_ssim_weight:
-        loss = loss + hole_ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type, holes_only=True)
+    if ssim_weight or hole_ssim_weight:  # both terms compare the same decoded frames: decode once
+        decoded = decoded_target_frames(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type)
+        if ssim_weight:
+            loss = loss + ssim_weight * ssim_loss(pred, merged, vae, noise_scheduler, cond_cfg.prediction_type, decoded=decoded)
+        if hole_ssim_weight:
+            loss = loss + hole_ssim_weight * ssim_loss(
+                pred, merged, vae, noise_scheduler, cond_cfg.prediction_type, holes_only=True, decoded=decoded
+            )
     return (loss, merged, pred) if return_inputs else loss
 
 
-def ssim_loss(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str, holes_only: bool = False) -> torch.Tensor:
-    """``1 - SSIM`` of the target frames: the clean latents implied by ``pred`` and by the regression target,
-    both decoded to images in [0, 1] (a differentiable decode: meant for the parameter-free pixel-unshuffle space).
+def decoded_target_frames(pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted, true) target frames (N_targets, 3, H, W) in [0, 1]: the clean latents implied by ``pred`` and by
+    the regression target, decoded (a differentiable decode: meant for the parameter-free pixel-unshuffle space)."""
+    from see3d.conditioning import predicted_sample
+
+    rows = inputs.target_mask
+    ac = torch.as_tensor(noise_scheduler.alphas_cumprod, dtype=torch.float32)
+    x_t, t = inputs.noisy_latents[rows].float(), inputs.timesteps[rows]
+    fake = decode_latents(vae, predicted_sample(pred[rows].float(), x_t, ac, t, prediction_type)) / 2 + 0.5
+    real = decode_latents(vae, predicted_sample(inputs.target[rows].float(), x_t, ac, t, prediction_type)) / 2 + 0.5
+    return fake, real
+
+
+def ssim_loss(
+    pred: torch.Tensor, inputs, vae, noise_scheduler, prediction_type: str, holes_only: bool = False,
+    decoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """``1 - SSIM`` of the target frames of :func:`decoded_target_frames` (pass ``decoded`` to reuse them).
 
     ``holes_only``: the predicted frame takes the truth wherever the UNet's mask channels say a pixel was
     visible, so only the hidden pixels are judged, in windows that also see their visible neighbours (how a
     fill that keeps the warped pixels is scored). A clip whose condition was dropped is judged whole."""
-    from see3d.conditioning import predicted_sample
     from see3d.eval.metrics import ssim
 
-    rows = inputs.target_mask
-    ac = torch.as_tensor(noise_scheduler.alphas_cumprod, dtype=torch.float32)
-    x_t, t = inputs.noisy_latents[rows], inputs.timesteps[rows]
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return decode_latents(vae, z) / 2 + 0.5
-
-    fake = decode(predicted_sample(pred[rows].float(), x_t.float(), ac, t, prediction_type))
-    real = decode(predicted_sample(inputs.target[rows].float(), x_t.float(), ac, t, prediction_type))
+    fake, real = decoded if decoded is not None else decoded_target_frames(pred, inputs, vae, noise_scheduler, prediction_type)
     if holes_only:
-        visible = _pixel_visibility(inputs.model_input[rows, 2 * x_t.shape[1] :].float(), fake.shape[-1] // x_t.shape[-1])
+        rows, lat = inputs.target_mask, inputs.noisy_latents
+        visible = _pixel_visibility(inputs.model_input[rows, 2 * lat.shape[1] :].float(), fake.shape[-1] // lat.shape[-1])
         fake = visible * real + (1.0 - visible) * fake
     return 1.0 - ssim(fake, real).mean()
 
