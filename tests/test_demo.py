@@ -25,6 +25,11 @@ def test_demo_with_missing_weights_is_a_clear_error(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+def test_demo_refuses_a_bad_fill_smoothing_before_writing(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--fill-smoothing", "-1"]) == 1
+    assert "fill_smoothing" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
 def test_demo_runs_the_shipped_small_model_by_default(tmp_path):
     """The package ships the small See3D model; `see3d demo` fills the holes with it unless told otherwise."""
     import numpy as np

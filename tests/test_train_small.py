@@ -249,6 +249,9 @@ def test_heldout_evaluation_reports_telea_smoothed_when_models_are_smoothed(tmp_
     from see3d.train.evaluate_small import main as evaluate_main
 
     small = dict(n_scenes=2, size=32, frames=8, target_offsets=[3, 7])
+    with pytest.raises(InputError, match="fill_smoothing"):  # a bad sigma is refused before anything is written
+        evaluate_small({}, tmp_path / "neg", EvalSmallConfig(fill_smoothing=-1.0, **small))
+    assert not (tmp_path / "neg").exists()
     with pytest.raises(InputError, match="fill smoothed"):  # no such row without smoothing
         evaluate_small({}, tmp_path / "bad", EvalSmallConfig(**small), pairs=[(TELEA_SMOOTHED, TELEA)])
     res = evaluate_small({}, tmp_path / "ev", EvalSmallConfig(fill_smoothing=1.0, **small), pairs=[(TELEA_SMOOTHED, TELEA)])

@@ -73,11 +73,13 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
     from see3d.depth.true_depth import TrueDepth
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import save_image
+    from see3d.pipelines.fill_smoothing import check_fill_smoothing
     from see3d.pipelines.generation import GenerateConfig, generate_from_image
     from see3d.splat.config import ReconstructConfig
     from see3d.splat.reconstruct import reconstruct
 
     cfg = cfg or DemoConfig()
+    check_fill_smoothing(cfg.fill_smoothing, cfg.size, cfg.size)  # before anything is written
     out = Path(out)
     t0 = time.time()
     image, depth, cam = sample_photo(cfg.seed, cfg.size, cfg.size)

@@ -13,6 +13,14 @@ import math
 
 import torch
 
+from see3d.errors import InputError
+
+
+def check_fill_smoothing(sigma: float, height: int, width: int) -> None:
+    """Refuse (:class:`InputError`) a smoothing sigma that is not finite, negative, or over a tenth of the image side."""
+    if not (math.isfinite(sigma) and 0 <= sigma <= 0.1 * min(height, width)):
+        raise InputError(None, f"fill_smoothing is a blur sigma in pixels, 0 to a tenth of the image side (got {sigma})")
+
 
 def smooth_fill(images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, sigma: float) -> torch.Tensor:
     """Views with the valid pixels of ``targets`` and the Gaussian-smoothed fill of ``images`` in the holes.

@@ -42,7 +42,7 @@ from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger, progress
 from see3d.models.mv_unet import MultiViewUNet
 from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
-from see3d.pipelines.fill_smoothing import smooth_fill
+from see3d.pipelines.fill_smoothing import check_fill_smoothing, smooth_fill
 from see3d.pipelines.grouping import anchor_indices, official_sr_group_size, plan_groups
 from see3d.pipelines.inputs import ImageInput, to_image_batch, to_mask_batch, to_output
 from see3d.pipelines.schedule import make_scheduler, set_timesteps
@@ -450,8 +450,7 @@ class See3DPipeline(DiffusionPipeline):
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.channel_mult) - 1)
         if height % multiple or width % multiple:
             raise InputError(None, f"height and width must be multiples of {multiple}, got {height}x{width}")
-        if not (np.isfinite(fill_smoothing) and 0 <= fill_smoothing <= 0.1 * min(height, width)):
-            raise InputError(None, f"fill_smoothing is a blur sigma in pixels, 0 to a tenth of the image side (got {fill_smoothing})")
+        check_fill_smoothing(fill_smoothing, height, width)
         if fill_smoothing and not keep_known:
             raise InputError(None, "fill_smoothing smooths the fill between kept warped pixels: it needs keep_known")
         if super_resolution is None:

@@ -195,6 +195,9 @@ def evaluate_small(
     from see3d.pipelines.generation import TeleaFiller
 
     cfg = cfg or EvalSmallConfig()
+    from see3d.pipelines.fill_smoothing import check_fill_smoothing
+
+    check_fill_smoothing(cfg.fill_smoothing, cfg.size, cfg.size)  # before anything is written
     known = {WARP_ONLY, TELEA, *models} | ({TELEA_SMOOTHED} if cfg.fill_smoothing else set())
     for pair in pairs:
         if not set(pair) <= known:
