@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from see3d.eval.splits import holdout_split
+from see3d.datasets.splits import holdout_split
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.gaussians import read_ply
 from see3d.splat.rasterize import render

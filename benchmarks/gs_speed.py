@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.rasterize import render
 

@@ -23,9 +23,9 @@ from functools import partial
 import numpy as np
 import torch
 
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.warp import forward_warp
 from see3d.geometry.warp_reference import forward_warp_reference
+from see3d.io.cameras import Cameras, look_at
 
 
 def _scene(size: int, seed: int = 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.views import Views
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.rasterize import render

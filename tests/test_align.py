@@ -7,7 +7,7 @@ import pytest
 
 from see3d.errors import See3DError
 from see3d.geometry.align import align_depth, align_depth_to_points, fit_scale_shift, sample_bilinear
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 
 
 def _scene_depth(h=60, w=80, seed=0):

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import c2w_to_colmap, colmap_to_c2w, llff_to_opencv, opencv_to_llff, quat_wxyz_to_rotmat
 from see3d.io.camera_path import read_camera_path, write_camera_path
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.colmap import (
     ColmapCamera,
     ColmapImage,
@@ -24,6 +23,7 @@ from see3d.io.colmap import (
     write_colmap,
     write_model,
 )
+from see3d.io.conventions import c2w_to_colmap, colmap_to_c2w, llff_to_opencv, opencv_to_llff, quat_wxyz_to_rotmat
 from see3d.io.llff import bounds_from_points, read_poses_bounds, write_poses_bounds
 from see3d.io.transforms_json import read_transforms_json, write_transforms_json
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import opencv_to_opengl, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
+from see3d.io.cameras import Cameras, look_at
+from see3d.io.conventions import opencv_to_opengl, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 from see3d.io.images import load_image, save_image
 from see3d.io.transforms_json import read_transforms_json, write_transforms_json
 from see3d.io.video import read_frames, write_video

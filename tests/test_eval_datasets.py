@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from see3d.datasets import detect_format, find_scenes, load_scene
+from see3d.datasets.splits import DTU_EXCLUDED, Split, dtu_split, holdout_split, single_view_split
 from see3d.errors import InputError
-from see3d.eval.datasets import detect_format, find_scenes, load_scene
-from see3d.eval.splits import DTU_EXCLUDED, Split, dtu_split, holdout_split, single_view_split
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import opencv_to_opengl
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.colmap import write_colmap
+from see3d.io.conventions import opencv_to_opengl
 from see3d.io.images import save_image
 from see3d.io.llff import write_poses_bounds
 

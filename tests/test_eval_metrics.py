@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from see3d.errors import WeightsError
-from see3d.eval.metrics import MAX_PSNR_DB, psnr, ssim, ssim_map, to_tensor_batch
 from see3d.eval.scoring import LPIPS_SKIPPED, Scorer, mean_metrics
+from see3d.metrics import MAX_PSNR_DB, psnr, ssim, ssim_map, to_tensor_batch
 
 
 def _smooth_images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from see3d.cli import main
-from see3d.eval.datasets import load_scene
+from see3d.datasets import load_scene
 from see3d.eval.protocols import ReconstructRequest, cameras_between, order_along_path
 from see3d.eval.runner import EvalConfig, evaluate
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from see3d.cli import main
+from see3d.datasets import Scene, load_scene
+from see3d.datasets.splits import Split
 from see3d.errors import See3DError
-from see3d.eval.datasets import Scene, load_scene
 from see3d.eval.protocols import ReconstructRequest, cameras_between, run_dense, run_single, run_sparse, split_for
 from see3d.eval.runner import EvalConfig, evaluate
 from see3d.eval.scoring import Scorer
-from see3d.eval.splits import Split
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.views import Views
 
 W, H = 40, 32

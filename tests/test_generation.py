@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from see3d.depth.true_depth import TrueDepth
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.images import save_image
 from see3d.io.views import Views
 from see3d.pipelines.generation import GenerateConfig, TeleaFiller, generate_along_path, generate_from_image, working_size

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.paths import PATHS, interpolate_cameras, list_paths, make_path, scene_depth_from
 from see3d.geometry.projection import invert_rigid, project_points, unproject_depth
+from see3d.io.cameras import Cameras, look_at
 
 W, H = 64, 48
 START = Cameras.from_fov(look_at([1.0, -0.5, -2.0], [0.2, 0.1, 3.0]), 60, W, H)

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from see3d.errors import InputError, See3DError
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.sfm import align_poses_sim3, apply_sim3, rotation_errors_deg, run_sfm, umeyama
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.llff import read_poses_bounds
 
 pytest.importorskip("pycolmap")

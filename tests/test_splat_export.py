@@ -10,7 +10,7 @@ import torch
 
 from see3d.cli import main
 from see3d.errors import See3DError
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.video import probe_video
 from see3d.splat.export import extract_mesh, flythrough_path, write_flythrough
 from see3d.splat.gaussians import Gaussians, read_ply

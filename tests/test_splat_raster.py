@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from see3d.errors import See3DError
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.splat.gaussians import SH_C0, Gaussians
 from see3d.splat.project import project
 from see3d.splat.rasterize import render

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from see3d import labels
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.synth import GOOD_KINDS, KINDS, PATHS, camera_path, label_of, make_clip, make_scene, render_full
 from see3d.synth.shapes import Box, Cylinder, RoomShell, Sphere
 from see3d.synth.textures import filtered_square

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.synth import Scene, make_clip, make_scene, render, render_full, scene_views
 from see3d.synth.shapes import Box, GroundPlane, SkyDome, Sphere
 from see3d.synth.textures import Texture

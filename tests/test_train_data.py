@@ -8,7 +8,8 @@ import torch
 
 from see3d.errors import InputError
 from see3d.io.video import write_video
-from see3d.train.data import ClipDataset, StepBatchSampler, choose_frames, choose_refs, collate, find_clips, sample_index, sample_rng
+from see3d.train.clips import find_clips
+from see3d.train.data import ClipDataset, StepBatchSampler, choose_frames, choose_refs, collate, sample_index, sample_rng
 
 
 def _clip(rng, n=12, size=32):

@@ -20,7 +20,8 @@ from train_helpers import tiny_overrides
 from see3d.train.small_model import small_train_config
 from see3d.train.trainer import train
 
-from see3d.train.data import ClipDataset, collate, find_clips
+from see3d.train.clips import find_clips
+from see3d.train.data import ClipDataset, collate
 from see3d.train.encoders import ContextEncoder, load_vae
 from see3d.train.build import build_noise_scheduler, build_unet, condition_config
 from see3d.train.trainer import compute_loss

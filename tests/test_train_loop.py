@@ -99,7 +99,8 @@ def test_killed_process_resumes_from_last_checkpoint(setup, reference_run):
 def test_loss_is_taken_on_target_frames_only(setup):
     data, unet_json, root = setup
     cfg = tiny_config(data, root / "unused", unet_json)
-    from see3d.train.data import ClipDataset, collate, find_clips
+    from see3d.train.clips import find_clips
+    from see3d.train.data import ClipDataset, collate
     from see3d.train.encoders import ContextEncoder, load_vae
 
     vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
@@ -136,7 +137,8 @@ def test_ssim_loss_term_is_zero_for_a_perfect_prediction_and_adds_otherwise(setu
     model predicts the target exactly, and a term that grows as the prediction degrades."""
     data, unet_json, root = setup
     cfg = tiny_config(data, root / "unused", unet_json)
-    from see3d.train.data import ClipDataset, collate, find_clips
+    from see3d.train.clips import find_clips
+    from see3d.train.data import ClipDataset, collate
     from see3d.train.encoders import ContextEncoder, load_vae
     from see3d.train.trainer import ssim_loss
 
@@ -166,7 +168,8 @@ def test_hole_ssim_loss_judges_only_the_hidden_pixels(setup):
 
     data, unet_json, root = setup
     cfg = dataclasses.replace(tiny_config(data, root / "unused", unet_json), mask_reduce="pixel")
-    from see3d.train.data import ClipDataset, collate, find_clips
+    from see3d.train.clips import find_clips
+    from see3d.train.data import ClipDataset, collate
     from see3d.train.encoders import ContextEncoder, load_vae
     from see3d.train.trainer import ssim_loss
 

@@ -84,7 +84,8 @@ def test_base_model_fills_component_paths(tmp_path):
 def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
     from diffusers import AutoencoderKL
 
-    from see3d.train.data import ClipDataset, find_clips, resize_frames, to_model_pixels
+    from see3d.train.clips import find_clips, resize_frames, to_model_pixels
+    from see3d.train.data import ClipDataset
     from see3d.train.encoders import encode_posterior
     from see3d.train.latent_cache import build_latent_cache, read_cached
     from see3d.train.trainer import train
@@ -97,7 +98,7 @@ def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
     clips = find_clips(data)
     assert build_latent_cache(clips, tmp_path / "cache", vae, 32, vae_tag="v") == 2
     assert build_latent_cache(clips, tmp_path / "cache", vae, 32, vae_tag="v") == 0  # complete files are reused
-    from see3d.train.data import load_clip_frames
+    from see3d.train.clips import load_clip_frames
 
     frames = resize_frames(load_clip_frames(clips[1]), 32)
     mean, std = encode_posterior(vae, to_model_pixels(frames))
@@ -117,7 +118,7 @@ def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
 
 def test_heldout_evaluation_with_telea(tmp_path):
     from see3d.errors import InputError
-    from see3d.train.evaluate_small import TELEA, WARP_ONLY, EvalSmallConfig, evaluate_small
+    from see3d.eval.evaluate_small import TELEA, WARP_ONLY, EvalSmallConfig, evaluate_small
 
     with pytest.raises(InputError, match="nope"):  # a bad pair is refused before any scene is made
         evaluate_small({}, tmp_path / "bad", EvalSmallConfig(n_scenes=2), pairs=[(TELEA, "nope")])
@@ -136,7 +137,7 @@ def test_heldout_evaluation_with_telea(tmp_path):
 
 
 def test_evaluate_small_cli_compare_takes_telea_by_short_name(tmp_path, capsys):
-    from see3d.train.evaluate_small import main as evaluate_main
+    from see3d.eval.evaluate_small import main as evaluate_main
 
     small = ["--n-scenes", "2", "--size", "32", "--frames", "8", "--target-offsets", "3", "7"]
     assert evaluate_main(["--out", str(tmp_path / "ev"), *small, "--compare", "telea=warp only (holes black)"]) == 0
@@ -147,7 +148,7 @@ def test_evaluate_small_cli_compare_takes_telea_by_short_name(tmp_path, capsys):
 
 
 def test_paired_difference_mean_standard_error_and_wins():
-    from see3d.train.evaluate_small import paired_difference
+    from see3d.eval.evaluate_small import paired_difference
 
     a = {"psnr": [21.0, 20.0, 23.0, 24.0], "ssim": [0.5, 0.6, 0.7, 0.8], "hole_psnr": [15.0, float("nan"), 16.0, 17.0]}
     b = {"psnr": [20.0, 21.0, 21.0, 21.0], "ssim": [0.5, 0.6, 0.7, 0.8], "hole_psnr": [14.0, 13.0, 16.0, 19.0]}
@@ -158,7 +159,7 @@ def test_paired_difference_mean_standard_error_and_wins():
 
 
 def test_pixel_stats_give_unit_variance_latents(tmp_path):
-    from see3d.train.data import find_clips, load_clip_frames, resize_frames
+    from see3d.train.clips import find_clips, load_clip_frames, resize_frames
     from see3d.train.encoders import encode_posterior, load_vae
     from see3d.train.small_model import pixel_stats
 
@@ -188,7 +189,7 @@ def test_training_context_equals_the_pipeline_context(tmp_path):
 
 
 def test_simulated_depth_estimate_is_smooth_seeded_and_off_by_default():
-    from see3d.train.evaluate_small import estimated_depth
+    from see3d.eval.evaluate_small import estimated_depth
 
     depth = np.full((64, 64), 2.0, np.float32)
     depth[:, 32:] = 5.0  # a depth edge
@@ -245,8 +246,8 @@ def test_heldout_evaluation_reports_telea_smoothed_when_models_are_smoothed(tmp_
     """--fill-smoothing S smooths the kept-pixel models' fills and adds Telea's fill smoothed the same way, so a
     comparison can show the smoothing alone does not make the difference."""
     from see3d.errors import InputError
-    from see3d.train.evaluate_small import TELEA, TELEA_SMOOTHED, EvalSmallConfig, evaluate_small
-    from see3d.train.evaluate_small import main as evaluate_main
+    from see3d.eval.evaluate_small import TELEA, TELEA_SMOOTHED, EvalSmallConfig, evaluate_small
+    from see3d.eval.evaluate_small import main as evaluate_main
 
     small = dict(n_scenes=2, size=32, frames=8, target_offsets=[3, 7])
     with pytest.raises(InputError, match="fill_smoothing"):  # a bad sigma is refused before anything is written

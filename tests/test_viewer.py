@@ -19,8 +19,8 @@ import torch
 
 from see3d.cli import main
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import opencv_to_opengl, quat_wxyz_to_rotmat
+from see3d.io.cameras import Cameras, look_at
+from see3d.io.conventions import opencv_to_opengl, quat_wxyz_to_rotmat
 from see3d.io.transforms_json import write_transforms_json
 from see3d.splat.gaussians import Gaussians, rgb_to_sh_dc, write_ply
 from see3d.viewer import CameraPath, c2w_to_viser, load_camera_path, serve, viser_to_c2w

@@ -23,8 +23,8 @@ import pytest
 import torch
 from PIL import Image
 
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import opencv_to_opengl
+from see3d.io.cameras import Cameras, look_at
+from see3d.io.conventions import opencv_to_opengl
 from see3d.splat.gaussians import Gaussians, rgb_to_sh_dc, write_ply
 from see3d.splat.rasterize import render
 from see3d.viewer import serve

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.paths import make_path, scene_depth_from
 from see3d.geometry.point_cache import PointCache
 from see3d.geometry.warp import forward_warp, splat_points, warp_to_cameras
 from see3d.geometry.warp_reference import forward_warp_reference
+from see3d.io.cameras import Cameras, look_at
 
 # ----------------------------------------------------------------------------- an analytic scene, ray cast here
 # Planes n.X = d (OpenCV world, y down): a back wall, a floor, a floating box face in front. Smooth textures,

@@ -57,7 +57,7 @@ class DemoConfig:
 
 def sample_photo(seed: int, width: int, height: int):
     """The bundled sample: a synthetic room seen by one camera -> (image (H,W,3), depth (H,W) metres, Cameras)."""
-    from see3d.geometry.cameras import Cameras, look_at
+    from see3d.io.cameras import Cameras, look_at
     from see3d.synth import make_scene, render
 
     scene = make_scene(seed, kind="room")
@@ -92,11 +92,14 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
         if fill == "telea":
             log.warning("no See3D model at %s: filling holes with OpenCV Telea inpainting", weights)
     if fill == "mvd":
-        from see3d.commands._common import load_see3d
+        import torch
+
+        from see3d.pipelines.see3d_pipeline import See3DPipeline
 
         if not weights.is_dir():
             raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
-        pipe = load_see3d(weights, "single", "cpu", "float32")
+        pipe = See3DPipeline.load(weights, variant="single", torch_dtype=torch.float32)  # on the CPU, where it loads
+        pipe.set_progress_bar_config(disable=True)
     gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
                           seed=cfg.seed, fill=fill, keep_known=cfg.keep_known,
                           fill_smoothing=cfg.fill_smoothing if fill == "mvd" and cfg.keep_known else 0.0)  # fmt: skip

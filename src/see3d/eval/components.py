@@ -15,7 +15,7 @@ import numpy as np
 
 from see3d.errors import See3DError
 from see3d.eval.protocols import GenerateFn, ReconstructFn, ReconstructRequest, RenderFn
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger
 

@@ -17,7 +17,7 @@ Protocols:
 - :func:`run_dense`: every 8th view held out, all others train (checks reconstruction quality).
 - :func:`run_single`: view 0 in, later views' cameras given, the generated frames scored against the truth.
 
-Splits: :func:`split_for` (see :mod:`see3d.eval.splits`).
+Splits: :func:`split_for` (see :mod:`see3d.datasets.splits`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from see3d.datasets import Scene
+from see3d.datasets.splits import Split, dtu_split, holdout_split, single_view_split
 from see3d.errors import InputError
-from see3d.eval.datasets import Scene
 from see3d.eval.scoring import Scorer, mean_metrics
-from see3d.eval.splits import Split, dtu_split, holdout_split, single_view_split
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger
 

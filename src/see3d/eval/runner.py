@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from see3d.config import config_to_dict, save_config
+from see3d.datasets import find_scenes, load_scene
 from see3d.errors import InputError, See3DError
-from see3d.eval.datasets import find_scenes, load_scene
 from see3d.eval.protocols import SPARSE_VIEWS, GenerateFn, ReconstructFn, SceneResult, run_dense, run_single, run_sparse
 from see3d.eval.report import command_line, write_report
 from see3d.eval.scoring import Scorer

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from see3d.eval.metrics import psnr, ssim, to_tensor_batch
 from see3d.log import get_logger
+from see3d.metrics import psnr, ssim, to_tensor_batch
 
 log = get_logger(__name__)
 

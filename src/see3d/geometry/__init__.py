@@ -1,9 +1,8 @@
-"""Cameras, conventions, paths, projection, forward warping, depth alignment, SfM.
+"""Camera paths, projection, forward warping, depth alignment, SfM.
 
-Modules (all OpenCV camera-to-world, pixel centres at +0.5, depth = z along the optical axis):
+Modules (all OpenCV camera-to-world, pixel centres at +0.5, depth = z along the optical axis). The shared
+:class:`~see3d.io.cameras.Cameras` type and the convention converters live one layer down, in :mod:`see3d.io`.
 
-* :mod:`~see3d.geometry.cameras` -- the shared :class:`Cameras` type; :mod:`~see3d.geometry.conventions`
-  -- the only place conventions (OpenGL, COLMAP, LLFF) are converted.
 * :mod:`~see3d.geometry.paths` -- camera path presets (``make_path``), ``scene_depth_from``, ``interpolate_cameras``.
 * :mod:`~see3d.geometry.projection` -- batched torch unproject / project.
 * :mod:`~see3d.geometry.warp` -- forward warping with footprint splats and a soft z-buffer
@@ -16,7 +15,6 @@ Modules (all OpenCV camera-to-world, pixel centres at +0.5, depth = z along the 
 Only the numpy-level names are imported here; the torch modules load on first use.
 """
 
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.paths import PATHS, interpolate_cameras, list_paths, make_path, scene_depth_from
 
-__all__ = ["PATHS", "Cameras", "interpolate_cameras", "list_paths", "look_at", "make_path", "scene_depth_from"]
+__all__ = ["PATHS", "interpolate_cameras", "list_paths", "make_path", "scene_depth_from"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from see3d.errors import See3DError
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 
 
 @dataclass

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 
 # A preset maps times t (N,) in [0, 1] and the scene depth D to relative c2w (N, 4, 4) in the start
 # camera's frame and focal-length factors (N,).

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from see3d.geometry.cameras import Cameras
 from see3d.geometry.projection import unproject_depth
 from see3d.geometry.warp import WarpResult, grid_tangents, splat_points
 from see3d.io.atomic import atomic_path
+from see3d.io.cameras import Cameras
 
 
 class PointCache:

@@ -1,6 +1,6 @@
 """Batched pinhole unprojection / projection in torch (CPU or CUDA).
 
-Conventions (same as :class:`see3d.geometry.cameras.Cameras`): intrinsics ``K (B, 3, 3)`` in pixels,
+Conventions (same as :class:`see3d.io.cameras.Cameras`): intrinsics ``K (B, 3, 3)`` in pixels,
 camera-to-world ``c2w (B, 4, 4)`` with OpenCV axes (x right, y down, z forward). The image's top-left
 corner is pixel coordinate (0, 0), so pixel (row i, column j) has its centre at ``(u, v) = (j + 0.5, i + 0.5)``.
 Depth is z along the optical axis (not the ray length), in the scene's units.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError, See3DError
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.log import get_logger
 
 log = get_logger(__name__)

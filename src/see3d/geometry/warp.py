@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from see3d.geometry.cameras import Cameras
 from see3d.geometry.projection import invert_rigid, transform_points, unproject_depth
+from see3d.io.cameras import Cameras
 
 
 @dataclass

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras
-from see3d.geometry.conventions import opencv_to_opengl, opengl_to_opencv
 from see3d.io.atomic import write_json_atomic
+from see3d.io.cameras import Cameras
+from see3d.io.conventions import opencv_to_opengl, opengl_to_opencv
 
 
 def write_camera_path(path: str | Path, cameras: Cameras, fps: float = 24.0, extra: dict | None = None) -> None:

@@ -9,7 +9,7 @@ kept as stored; the tests check that pycolmap reads what we write.
 
 Conventions: COLMAP stores world-to-camera ``qvec`` (w, x, y, z) and ``tvec`` with OpenCV camera axes, and
 pixel coordinates with the image's top-left corner at (0, 0) -- the same as :class:`Cameras`, so the
-intrinsics carry over unchanged. Conversion to c2w lives in :mod:`see3d.geometry.conventions`.
+intrinsics carry over unchanged. Conversion to c2w lives in :mod:`see3d.io.conventions`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras
-from see3d.geometry.conventions import c2w_to_colmap, colmap_to_c2w
 from see3d.io.atomic import atomic_path
+from see3d.io.cameras import Cameras
+from see3d.io.conventions import c2w_to_colmap, colmap_to_c2w
 from see3d.io.images import natural_key
 from see3d.log import get_logger
 

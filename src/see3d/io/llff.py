@@ -5,7 +5,7 @@ camera-to-world rotation with columns in LLFF's (down, right, back) axis order, 
 ``(height, width, focal)`` in pixels of the *original* images -- followed by the near and far scene bounds
 (depth along the optical axis). LLFF assumes square pixels and a centred principal point.
 
-The axis conversion lives in :mod:`see3d.geometry.conventions` (:func:`llff_to_opencv`).
+The axis conversion lives in :mod:`see3d.io.conventions` (:func:`llff_to_opencv`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras
-from see3d.geometry.conventions import llff_to_opencv, opencv_to_llff
 from see3d.io.atomic import atomic_path
+from see3d.io.cameras import Cameras
+from see3d.io.conventions import llff_to_opencv, opencv_to_llff
 
 
 def read_poses_bounds(path: str | Path, image_size: tuple[int, int] | None = None) -> tuple[Cameras, np.ndarray]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.images import load_depth, load_image, load_mask, save_depth, save_image
 from see3d.io.transforms_json import read_transforms_json, write_transforms_json
 

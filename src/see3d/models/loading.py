@@ -1,5 +1,8 @@
 """Loading multi-view UNet weights: the official checkpoint folders and SD-2.1 / MVDream LDM weights.
 
+The functions here take the model class or instance they fill, so this module does not import
+:mod:`see3d.models.mv_unet` (which imports it for ``MultiViewUNet.from_pretrained`` / :func:`load_mv_unet`).
+
 Official layout (HF ``bruiiii/See3D``, ``checkpoint/MVD_weights/unet/{single,sparse,SR}/ema-checkpoint``)::
 
     config.json                                  # MultiViewUNet constructor arguments (official names)
@@ -20,7 +23,6 @@ import torch
 from see3d.errors import WeightsError
 from see3d.io.weights import read_state_dict
 from see3d.log import get_logger
-from see3d.models.mv_unet import MultiViewUNet
 
 log = get_logger(__name__)
 
@@ -45,8 +47,8 @@ def find_weights_file(folder: str | Path) -> Path:
     raise WeightsError(folder, f"no weights file in the folder (expected one of {', '.join(WEIGHT_NAMES)})")
 
 
-def read_unet_config(folder: str | Path) -> dict:
-    """``config.json`` of a UNet folder, reduced to :class:`MultiViewUNet`'s arguments (others are logged and dropped)."""
+def read_model_config(folder: str | Path, cls: type) -> dict:
+    """``config.json`` of a UNet folder, reduced to the arguments of ``cls.__init__`` (others are logged and dropped)."""
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise WeightsError(path, "UNet config.json not found")
@@ -54,7 +56,7 @@ def read_unet_config(folder: str | Path) -> dict:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(path, f"not valid JSON ({e})") from e
-    params = inspect.signature(MultiViewUNet.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters
     cfg = {k: v for k, v in raw.items() if k in params and k != "self"}
     ignored = sorted(k for k in raw if k not in cfg and not k.startswith("_"))
     if ignored:
@@ -91,19 +93,20 @@ def check_and_load(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor
     model.load_state_dict(sd, strict=True, assign=assign)
 
 
-def load_mv_unet(folder: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> MultiViewUNet:
-    """Build a :class:`MultiViewUNet` from a checkpoint folder (``config.json`` + weights).
+def load_model(cls: type, folder: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build a ``cls`` (a diffusers ``ModelMixin`` + ``ConfigMixin``, e.g. :class:`~see3d.models.mv_unet.MultiViewUNet`)
+    from a checkpoint folder (``config.json`` + weights).
 
     The model is built on the meta device and the (fp16) tensors are assigned, so loading the 865 M-parameter
     UNet needs no extra fp32 copy. ``dtype=None`` gives float32 (the diffusers default); the returned model is in
     eval mode on ``device``.
     """
     folder = Path(folder)
-    cfg = read_unet_config(folder)
+    cfg = read_model_config(folder, cls)
     weights = find_weights_file(folder)
     try:
         with torch.device("meta"):
-            model = MultiViewUNet.from_config(cfg)
+            model = cls.from_config(cfg)
     except (ValueError, TypeError) as e:
         raise WeightsError(folder / "config.json", f"unsupported UNet config: {e}") from e
     dtype = dtype or torch.float32
@@ -121,7 +124,7 @@ def ldm_unet_state_dict(source: str | Path | Mapping[str, torch.Tensor], prefix:
     return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
-def init_from_ldm_unet(model: MultiViewUNet, source: str | Path | Mapping[str, torch.Tensor], prefix: str | None = None) -> MultiViewUNet:
+def init_from_ldm_unet(model: torch.nn.Module, source: str | Path | Mapping[str, torch.Tensor], prefix: str | None = None) -> torch.nn.Module:
     """Initialise ``model`` from SD-2.1 / MVDream UNet weights in LDM naming (the See3D training start point).
 
     The input convolution ``input_blocks.0.0.weight`` is widened from the source's channels (4) to the model's

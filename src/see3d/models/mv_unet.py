@@ -19,6 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from see3d.models.loading import load_model, read_model_config
 from see3d.models.mv_unet_blocks import CondSequential, Downsample, ResBlock, SpatialTransformer3D, Upsample, group_norm, timestep_embedding
 
 
@@ -190,9 +191,18 @@ class MultiViewUNet(ModelMixin, ConfigMixin):
         missing or mis-shaped keys raise :class:`see3d.errors.WeightsError` naming the file. Other diffusers
         loading options (``low_cpu_mem_usage``, ``variant`` ...) are accepted and ignored. Nothing is downloaded.
         """
-        from see3d.models.loading import load_mv_unet
-
         folder = Path(pretrained_model_name_or_path)
         if subfolder:
             folder = folder / subfolder
-        return load_mv_unet(folder, dtype=torch_dtype)
+        return load_model(cls, folder, dtype=torch_dtype)
+
+
+def load_mv_unet(folder: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> MultiViewUNet:
+    """A :class:`MultiViewUNet` from a checkpoint folder (``config.json`` + weights), in eval mode on ``device``;
+    ``dtype=None`` gives float32 (see :func:`see3d.models.loading.load_model`)."""
+    return load_model(MultiViewUNet, folder, dtype, device)
+
+
+def read_unet_config(folder: str | Path) -> dict:
+    """``config.json`` of a UNet folder, reduced to :class:`MultiViewUNet`'s arguments (others are logged and dropped)."""
+    return read_model_config(folder, MultiViewUNet)

@@ -32,9 +32,9 @@ import numpy as np
 from see3d.depth.base import DepthBackend, DepthPrediction
 from see3d.errors import InputError, See3DError
 from see3d.geometry.align import align_depth, align_depth_to_points
-from see3d.geometry.cameras import Cameras
 from see3d.geometry.paths import make_path, scene_depth_from
 from see3d.geometry.point_cache import PointCache
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
 

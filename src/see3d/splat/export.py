@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from see3d.errors import See3DError
-from see3d.geometry.cameras import Cameras
 from see3d.io.atomic import atomic_path
+from see3d.io.cameras import Cameras
 from see3d.io.video import write_video
 from see3d.log import get_logger, progress
 from see3d.splat.gaussians import Gaussians, write_ply

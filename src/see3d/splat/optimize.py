@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from see3d.errors import InputError
-from see3d.eval.metrics import ssim
 from see3d.io.atomic import atomic_path, write_json_atomic
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
+from see3d.metrics import ssim
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians

@@ -50,7 +50,7 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
             raise
         except (KeyError, ValueError) as e:
             log.info("%s is not a see3d Views folder (%s); trying the dataset readers", data, e)
-    from see3d.eval.datasets import load_scene
+    from see3d.datasets import load_scene
 
     scene = load_scene(data, factor=factor)
     bounds = None
@@ -61,7 +61,7 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
 
 def evaluate(gaussians: Gaussians, views: Views, cfg: ReconstructConfig) -> dict:
     """PSNR / SSIM of ``gaussians`` rendered at ``views`` (per view and mean)."""
-    from see3d.eval.metrics import psnr, ssim
+    from see3d.metrics import psnr, ssim
     from see3d.splat.export import render_views
 
     per = []

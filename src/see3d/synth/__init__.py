@@ -8,8 +8,8 @@ Conventions:
     * Units are metres and seconds.
     * World axes are OpenCV-like with **y pointing down**: the floor / ground is the plane y = 0 and
       objects stand on it at negative y (height above the floor = -y). Cameras are OpenCV
-      camera-to-world (x right, y down, z forward) as in :class:`see3d.geometry.cameras.Cameras`;
-      :func:`see3d.geometry.cameras.look_at` with its default up vector (0, -1, 0) levels them.
+      camera-to-world (x right, y down, z forward) as in :class:`see3d.io.cameras.Cameras`;
+      :func:`see3d.io.cameras.look_at` with its default up vector (0, -1, 0) levels them.
     * Depth is metric z-depth (along each camera's optical axis), float32 metres.
     * Images are float32 RGB in [0, 1].
 

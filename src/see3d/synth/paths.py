@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from see3d.geometry.cameras import look_at
+from see3d.io.cameras import look_at
 from see3d.synth.scene import Scene
 
 GOOD_PATHS = ("orbit", "dolly", "pan", "spiral", "handheld")

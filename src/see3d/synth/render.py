@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.synth.scene import Scene
 

@@ -2,7 +2,7 @@
 
 Conventions (shared by the whole :mod:`see3d.synth` package): metres; world y points **down**, the
 floor / ground is y = 0 and objects stand on it at negative y; cameras are OpenCV (see
-:func:`see3d.geometry.cameras.look_at`, whose default up vector is world -y).
+:func:`see3d.io.cameras.look_at`, whose default up vector is world -y).
 """
 
 from __future__ import annotations

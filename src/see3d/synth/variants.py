@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from see3d import labels
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.synth.paths import GOOD_PATHS, camera_path
 from see3d.synth.render import render_full

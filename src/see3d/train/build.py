@@ -60,8 +60,8 @@ def build_unet(cfg: TrainConfig, latent_ch: int, context_dim: int | None = None)
     ``init_from`` may be a See3D UNet folder with the right input width (loaded as is), a UNet folder or
     LDM checkpoint file with a 4-channel input (SD-2.1 / MVDream: widened, new channels zero).
     """
-    from see3d.models import MultiViewUNet, init_from_ldm_unet, load_mv_unet
-    from see3d.models.loading import find_weights_file, read_unet_config
+    from see3d.models.loading import find_weights_file, init_from_ldm_unet
+    from see3d.models.mv_unet import MultiViewUNet, load_mv_unet, read_unet_config
 
     in_ch = 2 * latent_ch + mask_channels(cfg)
     if cfg.unet_config is not None:

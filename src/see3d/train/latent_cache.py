@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from see3d.errors import InputError
 from see3d.io.atomic import atomic_path
 from see3d.log import get_logger, progress
-from see3d.train.data import ClipRef, load_clip_frames, resize_frames, to_model_pixels
+from see3d.train.clips import ClipRef, load_clip_frames, resize_frames, to_model_pixels
 from see3d.train.encoders import encode_posterior
 
 log = get_logger(__name__)

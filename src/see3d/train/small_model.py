@@ -19,7 +19,7 @@ def pixel_stats(clips, resolution: int, resize_mode: str = "crop", max_clip_fram
     import numpy as np
 
     from see3d.errors import InputError
-    from see3d.train.data import load_clip_frames, resize_frames
+    from see3d.train.clips import load_clip_frames, resize_frames
 
     rng = np.random.default_rng([int(seed), 11])
     picks = rng.permutation(len(clips))[:n_clips]

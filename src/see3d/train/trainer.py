@@ -33,8 +33,9 @@ from see3d.io.atomic import write_text_atomic
 from see3d.log import get_logger, progress
 from see3d.train.build import build_noise_scheduler, build_unet, condition_config, with_random_encoders
 from see3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from see3d.train.clips import find_clips
 from see3d.train.config import TrainConfig
-from see3d.train.data import ClipDataset, StepBatchSampler, collate, find_clips
+from see3d.train.data import ClipDataset, StepBatchSampler, collate
 from see3d.train.encoders import ContextEncoder, decode_latents, encode_posterior, latent_channels, load_vae, sample_posterior
 from see3d.train.export import export_model
 
@@ -358,7 +359,7 @@ def ssim_loss(
     ``holes_only``: the predicted frame takes the truth wherever the UNet's mask channels say a pixel was
     visible, so only the hidden pixels are judged, in windows that also see their visible neighbours (how a
     fill that keeps the warped pixels is scored). A clip whose condition was dropped is judged whole."""
-    from see3d.eval.metrics import ssim
+    from see3d.metrics import ssim
 
     fake, real = decoded if decoded is not None else decoded_target_frames(pred, inputs, vae, noise_scheduler, prediction_type)
     if holes_only:

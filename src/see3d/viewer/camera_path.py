@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras
-from see3d.geometry.conventions import quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 from see3d.io.camera_path import read_camera_path
+from see3d.io.cameras import Cameras
+from see3d.io.conventions import quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 from see3d.io.transforms_json import read_transforms_json
 
 DEFAULT_FPS = 10.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from see3d.geometry.conventions import quat_wxyz_to_rotmat
+from see3d.io.conventions import quat_wxyz_to_rotmat
 from see3d.splat.gaussians import Gaussians, sh_dc_to_rgb
 
 

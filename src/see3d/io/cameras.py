@@ -3,7 +3,7 @@
 Convention: intrinsics ``K (N, 3, 3)`` in pixels, and ``c2w (N, 4, 4)`` camera-to-world in the
 **OpenCV convention** (x right, y down, z forward; a point ``X_cam`` maps to the world as
 ``c2w @ [X_cam, 1]``). Arrays are float64 numpy; use :meth:`Cameras.torch` for tensors.
-Conversions to other conventions live in :mod:`see3d.geometry.conventions` only.
+Conversions to other conventions live in :mod:`see3d.io.conventions` only.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from see3d.datasets.scene import Scene, downscaled_size
+from see3d.datasets.splits import Split
 from see3d.errors import InputError
-from see3d.eval.datasets.scene import Scene, downscaled_size
-from see3d.eval.splits import Split
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.transforms_json import cameras_from_transforms
 from see3d.io.views import Views
 

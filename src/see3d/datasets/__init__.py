@@ -1,4 +1,6 @@
-"""Evaluation dataset readers: LLFF, DTU (IDR cameras.npz), COLMAP, and transforms.json scenes.
+"""Dataset readers: LLFF, DTU (IDR cameras.npz), COLMAP, and transforms.json scenes, and their published splits.
+
+Used by ``see3d reconstruct`` (a dataset folder as training data) and ``see3d eval``; built on :mod:`see3d.io` only.
 
 Each reader returns a :class:`Scene` (a :class:`~see3d.io.views.Views` plus split information).
 :func:`load_scene` picks the reader from the folder's files; :func:`find_scenes` accepts one scene or
@@ -10,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from see3d.datasets.colmap import is_colmap, read_colmap_scene
+from see3d.datasets.dtu import is_dtu, read_dtu
+from see3d.datasets.llff import is_llff, read_llff
+from see3d.datasets.scene import Scene
+from see3d.datasets.transforms import is_transforms, read_transforms
 from see3d.errors import InputError
-from see3d.eval.datasets.colmap import is_colmap, read_colmap_scene
-from see3d.eval.datasets.dtu import is_dtu, read_dtu
-from see3d.eval.datasets.llff import is_llff, read_llff
-from see3d.eval.datasets.scene import Scene
-from see3d.eval.datasets.transforms import is_transforms, read_transforms
 
 Format = Literal["auto", "llff", "dtu", "colmap", "transforms"]
 FORMATS = ("llff", "dtu", "colmap", "transforms")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from see3d.datasets.scene import Scene, downscaled_size, load_images, load_masks
 from see3d.errors import InputError
-from see3d.eval.datasets.scene import Scene, downscaled_size, load_images, load_masks
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 from see3d.io.images import list_images
 from see3d.io.views import Views
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from see3d.datasets.scene import Scene, load_images, pick_image_dir
 from see3d.errors import InputError
-from see3d.eval.datasets.scene import Scene, load_images, pick_image_dir
 from see3d.io.llff import read_poses_bounds
 from see3d.io.views import Views
 

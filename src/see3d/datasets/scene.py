@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from see3d.datasets.splits import Split
 from see3d.errors import InputError
-from see3d.eval.splits import Split
 from see3d.io.images import load_image, load_mask
 from see3d.io.views import Views
 
