@@ -11,6 +11,7 @@ import torch
 
 from see3d.errors import InputError, WeightsError
 from see3d.pipelines.inputs import to_image_batch, to_mask_batch
+from see3d.pipelines.sampler_options import SamplerOptions
 from see3d.pipelines.schedule import official_timesteps
 from see3d.pipelines.see3d_pipeline import See3DPipeline
 from see3d.pipelines.tiny import write_tiny_see3d
@@ -113,7 +114,7 @@ def test_clean_condition_feeds_the_warp_latents_at_every_step(pipe):
     refs, warps, masks = _inputs(t=2)
     spy = UNetSpy(pipe.unet)
     try:
-        pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, guidance_scale=0.0, clean_condition=True, **KW)
+        pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), super_resolution=False, guidance_scale=0.0, options=SamplerOptions(clean_condition=True), **KW)
     finally:
         spy.remove()
     g = torch.Generator().manual_seed(0)
@@ -142,7 +143,7 @@ def test_one_mask_channel_small_models_get_whole_block_holes(pipe):
     masks[:, :, 40, 41] = 0  # one hole pixel in latent block (10, 10)
     spy = UNetSpy(small.unet)
     try:
-        small(refs, warps, masks, num_inference_steps=2, guidance_scale=0.0, clean_condition=True, height=64, width=64, output_type="pt")
+        small(refs, warps, masks, num_inference_steps=2, guidance_scale=0.0, options=SamplerOptions(clean_condition=True), height=64, width=64, output_type="pt")
     finally:
         spy.remove()
     x = spy.calls[0]["x"][1:]
@@ -236,7 +237,7 @@ def test_keep_known_keeps_warped_pixels_and_fills_holes(pipe):
     masks[:, :, :, : W // 2] = 1.0  # the left half is all known: whole latent blocks are blended in
     kw = dict(generator=torch.Generator().manual_seed(0), super_resolution=False, **KW)
     free = pipe(refs, warps, masks, **kw).images
-    kept = pipe(refs, warps, masks, keep_known=True, **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+    kept = pipe(refs, warps, masks, options=SamplerOptions(keep_known=True), **{**kw, "generator": torch.Generator().manual_seed(0)}).images
     known = masks.expand_as(kept) > 0.5
     assert torch.equal(kept[known], warps[known])  # valid pixels are the warp's
     assert (free[known] - warps[known]).abs().mean() > 1e-3  # the official sampler regenerates them
@@ -248,17 +249,17 @@ def test_fill_smoothing_low_passes_only_the_generated_pixels(pipe):
     from see3d.pipelines.fill_smoothing import smooth_fill
 
     refs, warps, masks = _inputs(t=2)
-    kw = dict(super_resolution=False, keep_known=True, **KW)
-    kept = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), **kw).images
-    smooth = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), fill_smoothing=1.0, **kw).images
+    kw = dict(super_resolution=False, **KW)
+    kept = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), options=SamplerOptions(keep_known=True), **kw).images
+    smooth = pipe(refs, warps, masks, generator=torch.Generator().manual_seed(0), options=SamplerOptions(keep_known=True, fill_smoothing=1.0), **kw).images
     known = masks.expand_as(kept) > 0.5
     assert torch.equal(smooth[known], warps[known])
     assert torch.allclose(smooth, smooth_fill(kept, warps, masks, 1.0), atol=1e-6)  # the same fill, smoothed
     assert (smooth[~known] - kept[~known]).abs().mean() > 1e-3
     with pytest.raises(InputError, match="keep_known"):
-        pipe(refs, warps, masks, fill_smoothing=1.0, super_resolution=False, **KW)
+        pipe(refs, warps, masks, options=SamplerOptions(fill_smoothing=1.0), super_resolution=False, **KW)
     with pytest.raises(InputError, match="fill_smoothing"):
-        pipe(refs, warps, masks, fill_smoothing=-1.0, super_resolution=False, keep_known=True, **KW)
+        pipe(refs, warps, masks, options=SamplerOptions(keep_known=True, fill_smoothing=-1.0), super_resolution=False, **KW)
 
 
 def test_vae_slicing_and_tiling_pass_through(pipe):
@@ -380,7 +381,7 @@ def test_pixel_mask_models_get_one_mask_channel_per_pixel():
     kw = dict(num_inference_steps=2, guidance_scale=0.0, height=64, width=64, output_type="pt", generator=torch.Generator().manual_seed(0))
     spy = UNetSpy(small.unet)
     try:
-        small(refs, warps, masks, clean_condition=True, **kw)
+        small(refs, warps, masks, options=SamplerOptions(clean_condition=True), **kw)
     finally:
         spy.remove()
     x = spy.calls[0]["x"][1:]
@@ -389,7 +390,7 @@ def test_pixel_mask_models_get_one_mask_channel_per_pixel():
     valid = mask.repeat(1, 3, 1, 1) > 0.5
     assert torch.count_nonzero(cond[~valid]) == 0 and valid[:, :, 10, 10].sum() == 2 * 45
     assert torch.allclose(cond[valid], small.encode_images(warps, None)[valid], atol=1e-5)
-    kept = small(refs, warps, masks, keep_known=True, **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+    kept = small(refs, warps, masks, options=SamplerOptions(keep_known=True), **{**kw, "generator": torch.Generator().manual_seed(0)}).images
     known = masks.expand_as(kept) > 0.5
     assert torch.equal(kept[known], warps[known])
     small.register_modules(unet=MultiViewUNet.from_config({**conf, "in_channels": 2 * 48 + 5}))

@@ -50,6 +50,7 @@ import torch
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic, write_text_atomic
 from see3d.log import get_logger, progress
+from see3d.pipelines.sampler_options import SamplerOptions
 
 log = get_logger(__name__)
 
@@ -95,6 +96,10 @@ class ModelSpec:
             text, _, flag = text.rpartition(":")
             flags.add(flag)
         return cls(Path(text), clean_condition="clean" in flags, keep_known="keep" in flags)
+
+    def options(self, fill_smoothing: float = 0.0) -> SamplerOptions:
+        """The pipeline's sampler options for this mode; ``fill_smoothing`` applies only when keeping pixels."""
+        return SamplerOptions(keep_known=self.keep_known, fill_smoothing=fill_smoothing if self.keep_known else 0.0, clean_condition=self.clean_condition)
 
 
 @dataclass
@@ -183,8 +188,7 @@ def fill_with_model(pipe, scene: Scene, cfg: EvalSmallConfig, spec: ModelSpec) -
     masks = torch.from_numpy(scene.masks).float()[:, None]
     with torch.no_grad():
         out = pipe(refs, tgts, masks, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=torch.Generator().manual_seed(cfg.sample_seed),
-                   height=cfg.size, width=cfg.size, output_type="np", super_resolution=False, keep_known=spec.keep_known,
-                   clean_condition=spec.clean_condition, fill_smoothing=cfg.fill_smoothing if spec.keep_known else 0.0)  # fmt: skip
+                   height=cfg.size, width=cfg.size, output_type="np", super_resolution=False, options=spec.options(cfg.fill_smoothing))  # fmt: skip
     return np.asarray(out.images, np.float32)
 
 

@@ -37,6 +37,7 @@ from see3d.geometry.point_cache import PointCache
 from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
+from see3d.pipelines.sampler_options import SamplerOptions
 
 log = get_logger(__name__)
 
@@ -86,13 +87,11 @@ class MVDFiller:
     """The See3D multi-view diffusion pipeline as a hole filler (references stay clean)."""
 
     def __init__(
-        self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None, keep_known: bool = False,
-        fill_smoothing: float = 0.0,
+        self, pipe, steps: int = 50, guidance: float = 2.0, seed: int = 0, group_size: int | None = None, options: SamplerOptions | None = None
     ):  # fmt: skip
         import torch
 
-        self.pipe, self.steps, self.guidance, self.group_size, self.keep_known = pipe, steps, guidance, group_size, keep_known
-        self.fill_smoothing = fill_smoothing
+        self.pipe, self.steps, self.guidance, self.group_size, self.options = pipe, steps, guidance, group_size, options
         self.generator = torch.Generator("cpu").manual_seed(seed)
 
     def __call__(self, references: np.ndarray, warps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -104,8 +103,7 @@ class MVDFiller:
         msk = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
         out = self.pipe(
             refs, tgts, msk, num_inference_steps=self.steps, guidance_scale=self.guidance, generator=self.generator,
-            height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False, keep_known=self.keep_known,
-            fill_smoothing=self.fill_smoothing,
+            height=H, width=W, output_type="np", group_size=self.group_size, super_resolution=False, options=self.options,
         )  # fmt: skip
         return np.asarray(out.images, dtype=np.float32)
 
@@ -326,7 +324,7 @@ def make_filler(cfg: GenerateConfig, pipe=None) -> HoleFiller:
         return TeleaFiller()
     if pipe is None:
         raise InputError(None, "fill='mvd' needs the See3D weights (--weights DIR); use --fill telea for the classical baseline")
-    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, keep_known=cfg.keep_known, fill_smoothing=cfg.fill_smoothing)
+    return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, options=SamplerOptions(keep_known=cfg.keep_known, fill_smoothing=cfg.fill_smoothing))
 
 
 def generate_from_image(

@@ -42,9 +42,10 @@ from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger, progress
 from see3d.models.mv_unet import MultiViewUNet
 from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
-from see3d.pipelines.fill_smoothing import check_fill_smoothing, smooth_fill
+from see3d.pipelines.fill_smoothing import smooth_fill
 from see3d.pipelines.grouping import anchor_indices, official_sr_group_size, plan_groups
 from see3d.pipelines.inputs import ImageInput, to_image_batch, to_mask_batch, to_output
+from see3d.pipelines.sampler_options import SamplerOptions
 from see3d.pipelines.schedule import make_scheduler, set_timesteps
 
 log = get_logger(__name__)
@@ -297,14 +298,15 @@ class See3DPipeline(DiffusionPipeline):
         unet: MultiViewUNet,
         cond_latents: torch.Tensor,
         masks: torch.Tensor,
+        *,
         num_refs: int,
         context: torch.Tensor,
         num_inference_steps: int,
         guidance_scale: float,
         generator: torch.Generator | None,
         clean_condition: bool = False,
-        desc: str = "denoise",
         keep_known: bool = False,
+        desc: str = "denoise",
     ) -> torch.Tensor:
         """Denoise one multi-view group; returns its (F, 4, h, w) float32 latents (references restored).
 
@@ -347,10 +349,16 @@ class See3DPipeline(DiffusionPipeline):
             pred = combine_guidance(out, guidance_scale) if guidance else out
             x = self.scheduler.step(pred, int(t), x).prev_sample
             if keep_known:
-                prev = int(t) - self.scheduler.config.num_train_timesteps // self.scheduler.num_inference_steps
-                noise = randn_tensor(cond_latents.shape, generator=generator, device=device, dtype=torch.float32)
-                x = torch.where(known, noise_latents(cond_latents, noise, alphas_cumprod, prev) if prev >= 0 else cond_latents, x)
+                x = self._blend_known(x, cond_latents, known, int(t), alphas_cumprod, generator)
         return restore_references(x, cond_latents, num_refs)
+
+    def _blend_known(
+        self, x: torch.Tensor, cond_latents: torch.Tensor, known: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, generator
+    ) -> torch.Tensor:
+        """``x`` with its known latents replaced by the warp latent noised to the step after ``t`` (clean after the last)."""
+        prev = t - self.scheduler.config.num_train_timesteps // self.scheduler.num_inference_steps
+        noise = randn_tensor(cond_latents.shape, generator=generator, device=x.device, dtype=torch.float32)
+        return torch.where(known, noise_latents(cond_latents, noise, alphas_cumprod, prev) if prev >= 0 else cond_latents, x)
 
     def generate_views(
         self,
@@ -358,6 +366,7 @@ class See3DPipeline(DiffusionPipeline):
         references: torch.Tensor,
         targets: torch.Tensor,
         masks: torch.Tensor,
+        *,
         context: torch.Tensor,
         num_inference_steps: int,
         guidance_scale: float,
@@ -365,8 +374,8 @@ class See3DPipeline(DiffusionPipeline):
         group_size: int | None = None,
         num_anchors: int = 2,
         clean_condition: bool = False,
-        desc: str = "views",
         keep_known: bool = False,
+        desc: str = "views",
     ) -> torch.Tensor:
         """Generate all targets, group by group; returns their (T, 4, h, w) float32 latents.
 
@@ -386,13 +395,44 @@ class See3DPipeline(DiffusionPipeline):
             refs = torch.cat([ref_lat, *[a[None] for a in anchors]]) if anchors else ref_lat
             cond = torch.cat([refs, tgt_lat[idx.start : idx.stop]])
             group_masks = torch.cat([torch.ones(len(refs), *masks.shape[1:]), masks[idx.start : idx.stop].cpu()])
-            name = f"{desc} {gi + 1}/{len(groups)}" if len(groups) > 1 else desc
             out = self.denoise_group(
-                unet, cond, group_masks, len(refs), context, num_inference_steps, guidance_scale, generator, clean_condition, name,
-                keep_known=keep_known,
+                unet, cond, group_masks, num_refs=len(refs), context=context, num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale, generator=generator, clean_condition=clean_condition, keep_known=keep_known,
+                desc=f"{desc} {gi + 1}/{len(groups)}" if len(groups) > 1 else desc,
             )  # fmt: skip
             done.extend(out[len(refs) :])
         return torch.stack(done)
+
+    def decode_all(self, latents: torch.Tensor) -> torch.Tensor:
+        """(T, 4, h, w) latents -> (T, 3, 8h, 8w) float32 images in [0, 1] on the CPU, decoded one at a time."""
+        return torch.cat([self.decode_latents(latents[i : i + 1]).cpu() for i in range(len(latents))])
+
+    def super_resolve(
+        self,
+        reference_images: ImageInput,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        *,
+        num_inference_steps: int,
+        guidance_scale: float,
+        generator: torch.Generator | None,
+        group_size: int | None,
+        num_anchors: int,
+        image_embed_scale: float,
+    ) -> torch.Tensor:
+        """The official x2 stage: the SR UNet regenerates ``images (T, 3, H, W)`` (bicubic-upsampled) at 2H x 2W,
+        conditioned on them with the clean condition at every step; returns (T, 3, 2H, 2W) in [0, 1]."""
+        h2, w2 = 2 * images.shape[-2], 2 * images.shape[-1]
+        refs_hr = to_image_batch(reference_images, h2, w2, "reference_images")
+        preds_hr = F.interpolate(images, size=(h2, w2), mode="bicubic", align_corners=False).clamp(0, 1)
+        masks_hr = F.interpolate(masks, size=(h2, w2), mode="nearest")
+        latents = self.generate_views(
+            self.sr_unet, refs_hr, preds_hr, masks_hr, context=self.encode_context(refs_hr[0], image_embed_scale),
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator,
+            group_size=group_size or official_sr_group_size(len(refs_hr), len(images)), num_anchors=num_anchors,
+            clean_condition=True, desc="super-resolution",
+        )  # fmt: skip
+        return self.decode_all(latents)
 
     # ------------------------------------------------------------------ the call
     @torch.no_grad()
@@ -414,9 +454,7 @@ class See3DPipeline(DiffusionPipeline):
         sr_guidance_scale: float = 1.0,
         sr_group_size: int | None = None,
         image_embed_scale: float = IMAGE_EMBED_SCALE,
-        keep_known: bool = False,
-        fill_smoothing: float = 0.0,
-        clean_condition: bool = False,
+        options: SamplerOptions | None = None,
         return_dict: bool = True,
     ) -> See3DPipelineOutput | tuple:
         """Generate the target views.
@@ -436,23 +474,16 @@ class See3DPipeline(DiffusionPipeline):
             sr_num_inference_steps, sr_guidance_scale: SR stage settings (official 30, 1.0).
             sr_group_size: targets per SR group (None: the official ``(R + T + 3) // 2``).
             image_embed_scale: weight of the CLIP image embedding in the context (official 0.2).
-            keep_known: keep the warped pixels: blend known latent blocks in at every step and paste the valid
-                pixels into the output (off in the official method, which may correct warp errors; useful when the
-                warps are exact, e.g. from true depth).
-            fill_smoothing: with ``keep_known``, Gaussian sigma in pixels of a low-pass applied to the generated
-                pixels only (:func:`see3d.pipelines.fill_smoothing.smooth_fill`): removes the block grid and grain
-                of a small pixel-space model's fill (the shipped small model: 1.0); 0 = off.
-            clean_condition: condition the base model on the clean warp latents at every step (how a mask-only
-                model, trained without the time-dependent noise, saw its condition) instead of the See3D mix.
+            options: :class:`~see3d.pipelines.sampler_options.SamplerOptions`, the experiments beyond the
+                paper's sampler (keeping the warped pixels, smoothing their fill, the clean condition); None = off.
         Returns:
             :class:`See3DPipelineOutput` (or ``(images, base_images)`` with ``return_dict=False``).
         """
+        options = options or SamplerOptions()
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.channel_mult) - 1)
         if height % multiple or width % multiple:
             raise InputError(None, f"height and width must be multiples of {multiple}, got {height}x{width}")
-        check_fill_smoothing(fill_smoothing, height, width)
-        if fill_smoothing and not keep_known:
-            raise InputError(None, "fill_smoothing smooths the fill between kept warped pixels: it needs keep_known")
+        options.check(height, width)
         if super_resolution is None:
             super_resolution = self.sr_unet is not None
         if super_resolution and self.sr_unet is None:
@@ -463,28 +494,20 @@ class See3DPipeline(DiffusionPipeline):
         if len(masks) != len(targets):
             raise InputError(None, f"{len(targets)} target images but {len(masks)} target masks")
 
-        context = self.encode_context(refs[0], image_embed_scale)
         latents = self.generate_views(
-            self.unet, refs, targets, masks, context, num_inference_steps, guidance_scale, generator, group_size, num_anchors,
-            clean_condition=clean_condition, desc="views", keep_known=keep_known,
+            self.unet, refs, targets, masks, context=self.encode_context(refs[0], image_embed_scale),
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator, group_size=group_size,
+            num_anchors=num_anchors, clean_condition=options.clean_condition, keep_known=options.keep_known, desc="views",
         )  # fmt: skip
-        images = torch.cat([self.decode_latents(latents[i : i + 1]).cpu() for i in range(len(latents))])
-        if keep_known:
-            images = smooth_fill(images, targets.cpu(), masks.cpu(), fill_smoothing)
+        images = self.decode_all(latents)
+        if options.keep_known:
+            images = smooth_fill(images, targets.cpu(), masks.cpu(), options.fill_smoothing)
         base_images = None
         if super_resolution:
-            base_images = images
-            h2, w2 = 2 * height, 2 * width
-            refs_hr = to_image_batch(reference_images, h2, w2, "reference_images")
-            preds_hr = F.interpolate(images, size=(h2, w2), mode="bicubic", align_corners=False).clamp(0, 1)
-            masks_hr = F.interpolate(masks, size=(h2, w2), mode="nearest")
-            context_hr = self.encode_context(refs_hr[0], image_embed_scale)
-            group = sr_group_size or official_sr_group_size(len(refs), len(targets))
-            sr_latents = self.generate_views(
-                self.sr_unet, refs_hr, preds_hr, masks_hr, context_hr, sr_num_inference_steps, sr_guidance_scale, generator, group, num_anchors,
-                clean_condition=True, desc="super-resolution",
+            base_images, images = images, self.super_resolve(
+                reference_images, images, masks, num_inference_steps=sr_num_inference_steps, guidance_scale=sr_guidance_scale,
+                generator=generator, group_size=sr_group_size, num_anchors=num_anchors, image_embed_scale=image_embed_scale,
             )  # fmt: skip
-            images = torch.cat([self.decode_latents(sr_latents[i : i + 1]).cpu() for i in range(len(sr_latents))])
         self.maybe_free_model_hooks()
         out_images = to_output(images, output_type)
         out_base = to_output(base_images, output_type) if base_images is not None else None
