@@ -9,7 +9,7 @@ import torch
 from see3d.errors import InputError
 from see3d.io.video import write_video
 from see3d.train.clips import find_clips
-from see3d.train.data import ClipDataset, StepBatchSampler, choose_frames, choose_refs, collate, sample_index, sample_rng
+from see3d.train.data import ClipDataset, ClipSampling, StepBatchSampler, choose_frames, choose_refs, collate, sample_index, sample_rng
 
 
 def _clip(rng, n=12, size=32):
@@ -54,8 +54,8 @@ def test_choose_refs_puts_s_references_first_in_random_order():
 def test_dataset_items_depend_only_on_seed_and_index(videos):
     clips = find_clips(videos)
     assert [c.key for c in clips] == ["clip0", "clip1", "clip2", "clip3"]
-    a = ClipDataset(clips, 4, [1, 2], resolution=16, seed=3)
-    b = ClipDataset(clips, 4, [1, 2], resolution=16, seed=3)
+    a = ClipDataset(clips, ClipSampling(4, [1, 2], resolution=16, seed=3))
+    b = ClipDataset(clips, ClipSampling(4, [1, 2], resolution=16, seed=3))
     order = [7, 2, 11, 0]
     items_a = {g: a[g] for g in order}
     items_b = {g: b[g] for g in reversed(order)}  # access order must not matter
@@ -67,7 +67,7 @@ def test_dataset_items_depend_only_on_seed_and_index(videos):
     # every epoch visits each clip once; another seed gives another plan
     assert sorted(a.clip_for_index(g) for g in range(4)) == [0, 1, 2, 3]
     assert sorted(a.clip_for_index(g) for g in range(4, 8)) == [0, 1, 2, 3]
-    c = ClipDataset(clips, 4, [1], resolution=16, seed=4)
+    c = ClipDataset(clips, ClipSampling(4, [1], resolution=16, seed=4))
     assert [c.clip_for_index(g) for g in range(12)] != [a.clip_for_index(g) for g in range(12)]
 
 
@@ -75,7 +75,7 @@ def test_dataset_frames_match_the_video(videos):
     from see3d.io.video import read_frames
 
     clips = find_clips(videos)
-    ds = ClipDataset(clips, 3, [1], resolution=32, seed=0, shuffle_frames=False)
+    ds = ClipDataset(clips, ClipSampling(3, [1], resolution=32, seed=0, shuffle_frames=False))
     item = ds[5]
     frames = read_frames(videos / f"{item['clip']}.mp4")
     expect = torch.from_numpy(frames[item["frame_index"].numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -93,7 +93,7 @@ def test_step_sampler_resumes_with_the_same_indices_and_ranks_are_disjoint():
 
 
 def test_dataloader_with_workers_gives_the_same_batches(videos):
-    ds = ClipDataset(find_clips(videos), 3, [1], resolution=16, seed=0)
+    ds = ClipDataset(find_clips(videos), ClipSampling(3, [1], resolution=16, seed=0))
 
     def batches(workers):
         dl = torch.utils.data.DataLoader(ds, batch_sampler=StepBatchSampler(0, 3, 2), collate_fn=collate, num_workers=workers)
@@ -118,7 +118,7 @@ def test_unreadable_and_short_clips_are_skipped(tmp_path, caplog):
     write_video(tmp_path / "good.mp4", _clip(rng, 8, 16), fps=10)
     write_video(tmp_path / "short.mp4", _clip(rng, 2, 16), fps=10)
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
-    ds = ClipDataset(find_clips(tmp_path), 4, [1], resolution=16, seed=0)
+    ds = ClipDataset(find_clips(tmp_path), ClipSampling(4, [1], resolution=16, seed=0))
     assert {ds[g]["clip"] for g in range(9)} == {"good"}
     assert "broken.mp4" in caplog.text and "short.mp4" in caplog.text
     (tmp_path / "empty").mkdir()
@@ -146,7 +146,7 @@ def test_curation_output_is_read_through_the_shard_index(tmp_path):
     pack_shards(tmp_path / "cur", parts, max_bytes=10_000)
     clips = find_clips(tmp_path / "cur")
     assert [c.key for c in clips] == ["vid0-c0", "vid0-c1", "vid1-c0", "vid1-c1"] and clips[0].kind == "curation"
-    ds = ClipDataset(clips, 3, [1], resolution=16, seed=0, shuffle_frames=False)
+    ds = ClipDataset(clips, ClipSampling(3, [1], resolution=16, seed=0, shuffle_frames=False))
     item = ds[2]
     frames = read_clip(tmp_path / "cur", item["clip"])[0]
     expect = torch.from_numpy(frames[item["frame_index"].numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1

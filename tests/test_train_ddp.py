@@ -21,7 +21,7 @@ from see3d.train.small_model import small_train_config
 from see3d.train.trainer import train
 
 from see3d.train.clips import find_clips
-from see3d.train.data import ClipDataset, collate
+from see3d.train.data import ClipDataset, ClipSampling, collate
 from see3d.train.encoders import ContextEncoder, load_vae
 from see3d.train.build import build_noise_scheduler, build_unet, condition_config
 from see3d.train.trainer import compute_loss
@@ -35,7 +35,7 @@ rank = int(os.environ["RANK"])
 tc = json.load(open({out!r} + "/train_config.json"))  # the latent shift/scale the trainer measured
 vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4, scale=tc["pixel_scale"], shift=tc["pixel_shift"])
 sched, cond, ctx = build_noise_scheduler(cfg), condition_config(cfg, vae), ContextEncoder("zero", tokens=2, dim=16)
-batch = collate([ClipDataset(find_clips(cfg.data), 4, [1], resolution=32, seed=99)[g] for g in range(4)])
+batch = collate([ClipDataset(find_clips(cfg.data), ClipSampling(4, [1], resolution=32, seed=99))[g] for g in range(4)])
 torch.manual_seed(cfg.seed)
 fresh = build_unet(cfg, 48)
 def fixed_loss(m):

@@ -100,12 +100,12 @@ def test_loss_is_taken_on_target_frames_only(setup):
     data, unet_json, root = setup
     cfg = tiny_config(data, root / "unused", unet_json)
     from see3d.train.clips import find_clips
-    from see3d.train.data import ClipDataset, collate
+    from see3d.train.data import ClipDataset, ClipSampling, collate
     from see3d.train.encoders import ContextEncoder, load_vae
 
     vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
     unet = build_unet(cfg, 48)
-    ds = ClipDataset(find_clips(data), 4, [2], resolution=32, seed=0)
+    ds = ClipDataset(find_clips(data), ClipSampling(4, [2], resolution=32, seed=0))
     batch = collate([ds[0], ds[1]])
     sched, cond = build_noise_scheduler(cfg), condition_config(cfg, vae)
     ctx = ContextEncoder("zero", tokens=2, dim=16)
@@ -138,12 +138,12 @@ def test_ssim_loss_term_is_zero_for_a_perfect_prediction_and_adds_otherwise(setu
     data, unet_json, root = setup
     cfg = tiny_config(data, root / "unused", unet_json)
     from see3d.train.clips import find_clips
-    from see3d.train.data import ClipDataset, collate
+    from see3d.train.data import ClipDataset, ClipSampling, collate
     from see3d.train.encoders import ContextEncoder, load_vae
     from see3d.train.trainer import ssim_loss
 
     vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
-    ds = ClipDataset(find_clips(data), 4, [1], resolution=32, seed=0)
+    ds = ClipDataset(find_clips(data), ClipSampling(4, [1], resolution=32, seed=0))
     batch = collate([ds[0]])
     sched, cond = build_noise_scheduler(cfg), condition_config(cfg, vae)
     ctx = ContextEncoder("zero", tokens=2, dim=16)
@@ -169,12 +169,12 @@ def test_hole_ssim_loss_judges_only_the_hidden_pixels(setup):
     data, unet_json, root = setup
     cfg = dataclasses.replace(tiny_config(data, root / "unused", unet_json), mask_reduce="pixel")
     from see3d.train.clips import find_clips
-    from see3d.train.data import ClipDataset, collate
+    from see3d.train.data import ClipDataset, ClipSampling, collate
     from see3d.train.encoders import ContextEncoder, load_vae
     from see3d.train.trainer import ssim_loss
 
     vae = load_vae("pixel_unshuffle", pixel_unshuffle_factor=4)
-    ds = ClipDataset(find_clips(data), 4, [1], resolution=32, seed=0)
+    ds = ClipDataset(find_clips(data), ClipSampling(4, [1], resolution=32, seed=0))
     batch = collate([ds[0], ds[1]])
     sched, cond = build_noise_scheduler(cfg), condition_config(cfg, vae)
     assert cond.mask_reduce == "pixel"

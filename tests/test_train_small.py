@@ -85,7 +85,7 @@ def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
     from diffusers import AutoencoderKL
 
     from see3d.train.clips import find_clips, resize_frames, to_model_pixels
-    from see3d.train.data import ClipDataset
+    from see3d.train.data import ClipDataset, ClipSampling
     from see3d.train.encoders import encode_posterior
     from see3d.train.latent_cache import build_latent_cache, read_cached
     from see3d.train.trainer import train
@@ -104,7 +104,7 @@ def test_vae_latent_cache_trains_and_matches_the_encoder(tmp_path):
     mean, std = encode_posterior(vae, to_model_pixels(frames))
     cached = read_cached(tmp_path / "cache", clips[1].key, [4, 1])
     assert torch.allclose(cached["mean"], mean[[4, 1]], atol=2e-3) and torch.allclose(cached["std"], std[[4, 1]], atol=2e-3)
-    item = ClipDataset(clips, 3, [1], resolution=32, latent_cache_dir=tmp_path / "cache")[0]
+    item = ClipDataset(clips, ClipSampling(3, [1], resolution=32), latent_cache_dir=tmp_path / "cache")[0]
     assert item["latent_mean"].shape == (3, 4, 8, 8) and "pixels" not in item
 
     unet = tmp_path / "unet.json"

@@ -11,7 +11,9 @@ through :mod:`see3d.train.latent_cache`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,29 @@ def choose_refs(rng: np.random.Generator, n: int, num_refs_choices: Sequence[int
 
 
 # ---------------------------------------------------------------------------------------------- dataset
+@dataclass(frozen=True)
+class ClipSampling:
+    """How :class:`ClipDataset` turns a clip into a sample (the fields of :class:`~see3d.train.config.TrainConfig`
+    of the same names document them)."""
+
+    num_frames: int  # N frames per sample
+    num_refs: Sequence[int] = (1,)  # choices of S, the clean references among the N
+    resolution: int = 512  # samples are R x R pixels
+    seed: int = 0
+    frame_sampling: str = "strided"  # see choose_frames
+    min_stride: int = 1
+    max_stride: int = 4
+    shuffle_frames: bool = True  # see choose_refs
+    resize_mode: str = "crop"  # see resize_frames
+    max_clip_frames: int | None = 200  # decode at most this many frames of a clip
+    preload: bool = False  # keep decoded clips in memory (small sets)
+
+    @classmethod
+    def from_train_config(cls, cfg) -> ClipSampling:
+        """The sampling a :class:`~see3d.train.config.TrainConfig` asks for."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Map-style dataset over *global sample indices* (any int >= 0).
 
@@ -82,33 +107,15 @@ class ClipDataset(torch.utils.data.Dataset):
     next usable clip of the same epoch's permutation.
     """
 
-    def __init__(
-        self,
-        clips: Sequence[ClipRef],
-        num_frames: int,
-        num_refs: Sequence[int] = (1,),
-        resolution: int = 512,
-        seed: int = 0,
-        frame_sampling: str = "strided",
-        min_stride: int = 1,
-        max_stride: int = 4,
-        shuffle_frames: bool = True,
-        resize_mode: str = "crop",
-        max_clip_frames: int | None = 200,
-        preload: bool = False,
-        latent_cache_dir: Path | None = None,
-    ):
+    def __init__(self, clips: Sequence[ClipRef], sampling: ClipSampling, latent_cache_dir: Path | None = None):
         if not clips:
             raise ValueError("ClipDataset needs at least one clip")
         self.clips = list(clips)
-        self.num_frames, self.num_refs, self.resolution, self.seed = num_frames, list(num_refs), resolution, seed
-        self.frame_sampling, self.min_stride, self.max_stride = frame_sampling, min_stride, max_stride
-        self.shuffle_frames, self.resize_mode, self.max_clip_frames = shuffle_frames, resize_mode, max_clip_frames
-        self.preload = preload
+        self.sampling = sampling
         self.latent_cache_dir = latent_cache_dir
         self._cache: dict[int, np.ndarray] = {}
         self._bad: set[int] = set()
-        if preload and latent_cache_dir is None:
+        if sampling.preload and latent_cache_dir is None:
             from see3d.log import progress
 
             for i in progress(range(len(self.clips)), desc="decode clips", total=len(self.clips)):
@@ -118,7 +125,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.clips)
 
     def _perm(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([int(self.seed), 7, int(epoch)]).permutation(len(self.clips))
+        return np.random.default_rng([int(self.sampling.seed), 7, int(epoch)]).permutation(len(self.clips))
 
     def clip_for_index(self, g: int) -> int:
         """Clip index of global sample ``g`` (a fresh seeded permutation every epoch)."""
@@ -128,13 +135,14 @@ class ClipDataset(torch.utils.data.Dataset):
     def _frames(self, i: int) -> np.ndarray:
         if i in self._cache:
             return self._cache[i]
-        frames = resize_frames(load_clip_frames(self.clips[i], self.max_clip_frames), self.resolution, self.resize_mode)
-        if self.preload:  # keep decoded clips (small sets); large sets decode per sample
+        sp = self.sampling
+        frames = resize_frames(load_clip_frames(self.clips[i], sp.max_clip_frames), sp.resolution, sp.resize_mode)
+        if self.sampling.preload:  # keep decoded clips (small sets); large sets decode per sample
             self._cache[i] = frames
         return frames
 
     def __getitem__(self, g: int) -> dict:
-        c = len(self.clips)
+        sp, c = self.sampling, len(self.clips)
         perm = self._perm(int(g) // c)
         gi = int(g)
         for k in range(c):
@@ -147,12 +155,12 @@ class ClipDataset(torch.utils.data.Dataset):
                 else:
                     frames = self._frames(i)
                     length = len(frames)
-                idx = choose_frames(sample_rng(self.seed, gi, 1), length, self.num_frames, self.frame_sampling, self.min_stride, self.max_stride)
+                idx = choose_frames(sample_rng(sp.seed, gi, 1), length, sp.num_frames, sp.frame_sampling, sp.min_stride, sp.max_stride)
             except (InputError, ValueError) as e:
                 log.warning("skipping training clip %s: %s", self.clips[i].path, e)
                 self._bad.add(i)
                 continue
-            order, num_refs = choose_refs(sample_rng(self.seed, gi, 2), self.num_frames, self.num_refs, self.shuffle_frames)
+            order, num_refs = choose_refs(sample_rng(sp.seed, gi, 2), sp.num_frames, sp.num_refs, sp.shuffle_frames)
             chosen = idx[order]
             item = {
                 "num_refs": num_refs,
@@ -165,7 +173,7 @@ class ClipDataset(torch.utils.data.Dataset):
             else:
                 item["pixels"] = to_model_pixels(frames[chosen])
             return item
-        raise InputError(self.clips[0].path.parent, f"no clip is usable: every clip failed to decode or has fewer than {self.num_frames} frames")
+        raise InputError(self.clips[0].path.parent, f"no clip is usable: every clip failed to decode or has fewer than {sp.num_frames} frames")
 
 
 def sample_index(step: int, micro: int, rank: int, slot: int, accum: int, world: int, batch: int) -> int:

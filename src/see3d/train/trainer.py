@@ -35,7 +35,7 @@ from see3d.train.build import build_noise_scheduler, build_unet, condition_confi
 from see3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from see3d.train.clips import find_clips
 from see3d.train.config import TrainConfig
-from see3d.train.data import ClipDataset, StepBatchSampler, collate
+from see3d.train.data import ClipDataset, ClipSampling, StepBatchSampler, collate
 from see3d.train.encoders import ContextEncoder, decode_latents, encode_posterior, latent_channels, load_vae, sample_posterior
 from see3d.train.export import export_model
 
@@ -97,15 +97,52 @@ def train(cfg: TrainConfig) -> TrainResult:
     one process. Stops at ``max_steps`` (exports ``unet/``), or earlier at ``stop_after_steps`` /
     ``stop_after_minutes`` (checkpoint + export of the current weights).
     """
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-
     cfg = cfg.resolved()
     cfg.validate()
     t_start = time.monotonic()
     accelerator = _make_accelerator(cfg)
-    device = accelerator.device
-    rank, world = accelerator.process_index, accelerator.num_processes
+    cfg, clips = _prepare_run(cfg, accelerator)
+    parts = _build_components(cfg, accelerator.device)
+    dataset = ClipDataset(clips, ClipSampling.from_train_config(cfg), _cache_latents(cfg, clips, parts, accelerator))
+    opt = _prepare_optimization(cfg, parts.unet, accelerator)
+    start_step = _resume(cfg, accelerator, opt.ema)
+    if accelerator.is_main_process:
+        hp = {k: v for k, v in config_to_dict(cfg).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("see3d_train", config=hp)
+    sampler = StepBatchSampler(start_step, cfg.max_steps, cfg.batch_size, cfg.gradient_accumulation_steps, accelerator.process_index, accelerator.num_processes)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=False)
+    step, losses, stop_reason = _train_loop(cfg, accelerator, parts, opt, loader, start_step, t_start)
+    unet_dir = _export(cfg, accelerator, parts, opt, step, stop_reason)
+    accelerator.end_training()
+    return TrainResult(cfg.output_dir, unet_dir, step, step >= cfg.max_steps, losses, opt.raw_unet)
+
+
+@dataclass
+class _Components:
+    """What the loop trains with: the frozen encoders, the UNet (not yet prepared), noise and condition settings."""
+
+    vae: torch.nn.Module
+    context: ContextEncoder
+    unet: torch.nn.Module
+    noise_scheduler: object
+    cond_cfg: object
+
+
+@dataclass
+class _Optimization:
+    """The prepared (possibly wrapped) UNet, its unwrapped module, optimizer, LR schedule and EMA."""
+
+    unet: torch.nn.Module
+    raw_unet: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_sched: object
+    ema: object | None
+    sharded: bool
+
+
+def _prepare_run(cfg: TrainConfig, accelerator) -> tuple[TrainConfig, list]:
+    """The output folder, the clips, and the config completed by what the data says (random encoders, the pixel
+    latents' shift and scale), saved as ``train_config.json``."""
     out = cfg.output_dir
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -120,17 +157,19 @@ def train(cfg: TrainConfig) -> TrainResult:
         log.info("pixel latents: shift %.4f, scale %.4f", cfg.pixel_shift, cfg.pixel_scale)
     if accelerator.is_main_process:
         save_config(cfg, out / "train_config.json")
+    return cfg, clips
 
-    # ---- frozen encoders
+
+def _build_components(cfg: TrainConfig, device: torch.device) -> _Components:
+    """The frozen VAE and context encoder, the fresh UNet (seeded by ``cfg.seed``), noise schedule and condition settings."""
     vae = load_vae(cfg.latent_space, cfg.vae, cfg.pixel_unshuffle_factor, cfg.pixel_scale or 1.0, cfg.pixel_shift or 0.0)
     vae = vae.to(device).eval().requires_grad_(False)
-    lat_ch = latent_channels(vae)
     if cfg.context == "encoders":
         context = ContextEncoder("encoders", cfg.text_encoder, cfg.tokenizer, cfg.image_encoder, cfg.image_embed_weight, device=device)
     else:
         context = None
     torch.manual_seed(cfg.seed)  # the fresh UNet's initial weights (before any resume overwrites them)
-    unet = build_unet(cfg, lat_ch, None if context is None else context.dim)
+    unet = build_unet(cfg, latent_channels(vae), None if context is None else context.dim)
     ctx_dim = int(unet.config.context_dim)
     if context is None:
         context = ContextEncoder("zero", tokens=cfg.context_tokens, dim=ctx_dim)
@@ -138,23 +177,30 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InputError(cfg.text_encoder, f"text encoder width {context.dim} != UNet context_dim {ctx_dim}")
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    return _Components(vae, context, unet, build_noise_scheduler(cfg), condition_config(cfg, vae))
 
-    # ---- data
-    cache_dir = None
-    if cfg.cache_latents:
-        from see3d.train.latent_cache import build_latent_cache
 
-        cache_dir = cfg.cache_dir or out / "latent_cache"
-        build_latent_cache(clips, cache_dir, vae, cfg.resolution, cfg.resize_mode, cfg.max_clip_frames, context, rank, world, device=device, vae_tag=str(cfg.vae))
-        accelerator.wait_for_everyone()
-    dataset = ClipDataset(
-        clips, cfg.num_frames, cfg.num_refs, cfg.resolution, cfg.seed, cfg.frame_sampling, cfg.min_stride, cfg.max_stride,
-        cfg.shuffle_frames, cfg.resize_mode, cfg.max_clip_frames, cfg.preload, cache_dir,
+def _cache_latents(cfg: TrainConfig, clips: list, parts: _Components, accelerator) -> Path | None:
+    """With ``cache_latents``, encode the clips not cached yet (each process its share); returns the cache folder."""
+    if not cfg.cache_latents:
+        return None
+    from see3d.train.latent_cache import build_latent_cache
+
+    cache_dir = cfg.cache_dir or cfg.output_dir / "latent_cache"
+    build_latent_cache(
+        clips, cache_dir, parts.vae, cfg.resolution, cfg.resize_mode, cfg.max_clip_frames, parts.context, accelerator.process_index,
+        accelerator.num_processes, device=accelerator.device, vae_tag=str(cfg.vae),
     )  # fmt: skip
-    noise_scheduler = build_noise_scheduler(cfg)
-    cond_cfg = condition_config(cfg, vae)
+    accelerator.wait_for_everyone()
+    return cache_dir
 
-    # ---- optimisation
+
+def _prepare_optimization(cfg: TrainConfig, unet: torch.nn.Module, accelerator) -> _Optimization:
+    """AdamW, the LR schedule and EMA, with the UNet prepared by accelerate (DDP / FSDP / DeepSpeed)."""
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    world = accelerator.num_processes
     optimizer = torch.optim.AdamW(
         unet.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=cfg.adam_epsilon
     )
@@ -169,8 +215,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InputError(None, "EMA needs whole parameters on every process: use DDP or DeepSpeed ZeRO-2 (not FSDP / ZeRO-3), or --no-use-ema")
     ema = EMAModel(raw_unet.parameters(), decay=cfg.ema_decay) if cfg.use_ema else None
     if ema is not None:
-        ema.to(device)
+        ema.to(accelerator.device)
+    return _Optimization(unet, raw_unet, optimizer, lr_sched, ema, sharded)
 
+
+def _resume(cfg: TrainConfig, accelerator, ema) -> int:
+    """Load the latest checkpoint when ``cfg.resume`` finds one (the loss log is cut back to it); returns the start step."""
+    out = cfg.output_dir
     start_step = 0
     found = latest_checkpoint(out) if cfg.resume else None
     if found is not None:
@@ -182,84 +233,98 @@ def train(cfg: TrainConfig) -> TrainResult:
     elif accelerator.is_main_process and (out / LOSS_LOG).exists():
         (out / LOSS_LOG).unlink()
     accelerator.wait_for_everyone()
+    return start_step
 
-    if accelerator.is_main_process:
-        hp = {k: v for k, v in config_to_dict(cfg).items() if isinstance(v, (int, float, str, bool))}
-        accelerator.init_trackers("see3d_train", config=hp)
 
-    sampler = StepBatchSampler(start_step, cfg.max_steps, cfg.batch_size, cfg.gradient_accumulation_steps, rank, world)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=False)
-
+def _train_loop(
+    cfg: TrainConfig, accelerator, parts: _Components, opt: _Optimization, loader, start_step: int, t_start: float
+) -> tuple[int, list[tuple[int, float]], str | None]:
+    """Optimizer steps from ``start_step`` until a stop condition; returns (last step, (step, loss) pairs, stop reason)."""
     losses: list[tuple[int, float]] = []
     step, micro, acc_loss = start_step, 0, 0.0
     stop_reason = None
     bar = progress(total=cfg.max_steps - start_step, desc="train", unit="step", disable=None if accelerator.is_main_process else True)
-    loss_log = open(out / LOSS_LOG, "a") if accelerator.is_main_process else None  # noqa: SIM115 (closed below)
+    loss_log = open(cfg.output_dir / LOSS_LOG, "a") if accelerator.is_main_process else None  # noqa: SIM115 (closed below)
     try:
         for batch in loader:
             if step >= cfg.max_steps:
                 break
-            seed = step_seed(cfg.seed, step, micro, rank)
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
-            with accelerator.accumulate(unet):
-                loss = compute_loss(
-                    batch, unet, vae, context, noise_scheduler, cond_cfg, generator, device,
-                    ssim_weight=cfg.ssim_loss_weight, hole_ssim_weight=cfg.hole_ssim_loss_weight,
-                )  # fmt: skip
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                lr_sched.step()
-                optimizer.zero_grad(set_to_none=True)
+            loss = _micro_step(cfg, accelerator, parts, opt, batch, step, micro)
             acc_loss += float(loss.detach()) / cfg.gradient_accumulation_steps
             micro += 1
             if not accelerator.sync_gradients:
                 continue
             # ---- one optimizer step done
-            if ema is not None:
-                ema.step(raw_unet.parameters())
+            if opt.ema is not None:
+                opt.ema.step(opt.raw_unet.parameters())
             step += 1
             micro = 0
-            mean_loss = float(accelerator.reduce(torch.tensor([acc_loss], device=device), reduction="mean").item())
-            acc_loss = 0.0
+            mean_loss = _record_step(cfg, accelerator, opt, step, acc_loss, loss_log, bar)
             losses.append((step, mean_loss))
-            if loss_log is not None:
-                loss_log.write(json.dumps({"step": step, "loss": mean_loss}) + "\n")
-                loss_log.flush()
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                accelerator.log({"train/loss": mean_loss, "train/lr": lr_sched.get_last_lr()[0]}, step=step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-            if not math.isfinite(mean_loss):
-                raise FloatingPointError(f"training loss became {mean_loss} at step {step}; lower the learning rate or use bf16/fp32")
+            acc_loss = 0.0
             stop_reason = _stop_reason(cfg, step, t_start, accelerator)
             if step % cfg.checkpoint_every == 0 or stop_reason is not None:
-                save_checkpoint(accelerator, out, step, ema, {"loss": mean_loss, "finished": step >= cfg.max_steps}, cfg.checkpoints_keep)
+                save_checkpoint(accelerator, cfg.output_dir, step, opt.ema, {"loss": mean_loss, "finished": step >= cfg.max_steps}, cfg.checkpoints_keep)
             if stop_reason is not None:
                 break
     finally:
         bar.close()
         if loss_log is not None:
             loss_log.close()
+    return step, losses, stop_reason
 
-    finished = step >= cfg.max_steps
-    unet_dir = None
+
+def _micro_step(cfg: TrainConfig, accelerator, parts: _Components, opt: _Optimization, batch: dict, step: int, micro: int) -> torch.Tensor:
+    """Forward and backward of one micro-batch (the optimizer steps when accelerate's accumulation says so); returns its loss."""
+    seed = step_seed(cfg.seed, step, micro, accelerator.process_index)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    with accelerator.accumulate(opt.unet):
+        loss = compute_loss(
+            batch, opt.unet, parts.vae, parts.context, parts.noise_scheduler, parts.cond_cfg, generator, accelerator.device,
+            ssim_weight=cfg.ssim_loss_weight, hole_ssim_weight=cfg.hole_ssim_loss_weight,
+        )  # fmt: skip
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(opt.unet.parameters(), cfg.max_grad_norm)
+        opt.optimizer.step()
+        opt.lr_sched.step()
+        opt.optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def _record_step(cfg: TrainConfig, accelerator, opt: _Optimization, step: int, acc_loss: float, loss_log, bar) -> float:
+    """The step's loss averaged over processes, written to the loss log, the tracker and the progress bar; a
+    non-finite loss stops training with :class:`FloatingPointError`."""
+    mean_loss = float(accelerator.reduce(torch.tensor([acc_loss], device=accelerator.device), reduction="mean").item())
+    if loss_log is not None:
+        loss_log.write(json.dumps({"step": step, "loss": mean_loss}) + "\n")
+        loss_log.flush()
+    if step % cfg.log_every == 0 or step == cfg.max_steps:
+        accelerator.log({"train/loss": mean_loss, "train/lr": opt.lr_sched.get_last_lr()[0]}, step=step)
+    bar.update(1)
+    bar.set_postfix(loss=f"{mean_loss:.4f}")
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"training loss became {mean_loss} at step {step}; lower the learning rate or use bf16/fp32")
+    return mean_loss
+
+
+def _export(cfg: TrainConfig, accelerator, parts: _Components, opt: _Optimization, step: int, stop_reason: str | None) -> Path | None:
+    """Export the trained (EMA) UNet and pipeline files on the main process; returns the UNet folder there, else None."""
     accelerator.wait_for_everyone()
-    export_unet = raw_unet
-    if sharded:  # gather the full weights (a collective call) into an unsharded copy on the main process
-        full = accelerator.get_state_dict(unet)
+    export_unet = opt.raw_unet
+    if opt.sharded:  # gather the full weights (a collective call) into an unsharded copy on the main process
+        full = accelerator.get_state_dict(opt.unet)
         if accelerator.is_main_process:
             from see3d.models import MultiViewUNet
 
-            export_unet = MultiViewUNet.from_config(raw_unet.config)
+            export_unet = MultiViewUNet.from_config(opt.raw_unet.config)
             export_unet.load_state_dict(full)
-    if accelerator.is_main_process:
-        unet_dir = export_model(export_unet, ema, out, vae, noise_scheduler, cfg, context)
-        log.info("%s at step %d; model in %s", "finished" if finished else f"stopped ({stop_reason})", step, unet_dir)
-    accelerator.end_training()
-    return TrainResult(out, unet_dir, step, finished, losses, raw_unet)
+    if not accelerator.is_main_process:
+        return None
+    unet_dir = export_model(export_unet, opt.ema, cfg.output_dir, parts.vae, parts.noise_scheduler, cfg, parts.context)
+    log.info("%s at step %d; model in %s", "finished" if step >= cfg.max_steps else f"stopped ({stop_reason})", step, unet_dir)
+    return unet_dir
 
 
 def _params_sharded(accelerator) -> bool:
