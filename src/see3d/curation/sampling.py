@@ -149,6 +149,71 @@ class _CutDetector:
         return confirmed, candidate
 
 
+class _ClipBuffer:
+    """The sampled frames of the current shot and how they become clips (see the module docstring): at most
+    ``max_len`` frames per clip, a long shot's tail balanced with the clip before it, never across a cut."""
+
+    def __init__(self, cfg: SampleConfig, analysis_size: tuple[int, int], out_size: tuple[int, int] | None):
+        self.cfg = cfg
+        self.analysis_size, self.out_size = analysis_size, out_size  # (w, h); out_size None: store the analysis frames
+        self.max_len = max(cfg.min_frames, int(round(cfg.clip_seconds * cfg.fps)))
+        self.times: list[float] = []
+        self.analysis: list[np.ndarray] = []
+        self.stored: list = []  # decoded frames (or arrays) to store, when out_size is set
+        self.segment = 0
+        self.clips = 0  # clips emitted so far
+        self.after_cut = False  # the current segment began at a scene cut
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def add(self, t: float, frame: DecodedFrame, keep_decoded: bool) -> None:
+        """Buffer a sampled frame at time ``t``; ``keep_decoded`` keeps the decoded frame for storage (converted
+        only when its clip is kept) instead of converting it now (large inputs)."""
+        self.times.append(t)
+        self.analysis.append(frame.rgb(*self.analysis_size))
+        if self.out_size is not None:
+            self.stored.append(frame if keep_decoded else frame.rgb(*self.out_size))
+
+    def full(self) -> bool:
+        """Whether a ``max_len`` clip can go and leave at least ``min_frames`` frames of the shot."""
+        return len(self) >= self.max_len + self.cfg.min_frames
+
+    def emit(self, n: int, bounded_by_cut: bool) -> Clip:
+        """The first ``n`` buffered frames as the next clip (marked short when under ``min_frames``)."""
+        times = np.asarray(self.times[:n], np.float64)
+        frames = np.stack(self.analysis[:n])
+        out = self.stored[:n] if self.out_size is not None else None
+        del self.times[:n], self.analysis[:n], self.stored[:n]
+        short = None
+        if n < self.cfg.min_frames:
+            short = labels.SCENE_CUT if bounded_by_cut else labels.TOO_SHORT
+        clip = Clip(self.clips, self.segment, times, frames, out, self.out_size, short)
+        self.clips += 1
+        return clip
+
+    def flush(self, cut_after: bool) -> Iterator[Clip]:
+        """Every buffered frame as one clip, or two balanced halves when one would be too long."""
+        k = len(self)
+        if k == 0:
+            return
+        if k <= self.max_len:
+            yield self.emit(k, self.after_cut or cut_after)
+        else:  # max_len < k < max_len + min_frames: two balanced halves, each >= min_frames
+            yield self.emit(k // 2, False)
+            yield self.emit(len(self), False)
+
+    def cut(self, k: int) -> Iterator[Clip]:
+        """A confirmed scene cut before buffered frame ``k``: the frames before it end their segment (flushed),
+        the frames from ``k`` on start the next one."""
+        tail = (self.times[k:], self.analysis[k:], self.stored[k:])
+        del self.times[k:], self.analysis[k:], self.stored[k:]
+        yield from self.flush(cut_after=True)
+        self.segment += 1
+        self.after_cut = True
+        self.times.extend(tail[0]), self.analysis.extend(tail[1]), self.stored.extend(tail[2])
+
+
 class ClipSampler:
     """Iterate the clips of one video; ``stats`` is complete once iteration ends.
 
@@ -162,69 +227,20 @@ class ClipSampler:
         self.stats = SampleStats()
 
     def __iter__(self) -> Iterator[Clip]:
-        cfg = self.cfg
-        if cfg.fps <= 0:
-            raise ValueError("fps must be positive")
-        info = probe_video(self.path)
-        st = self.stats
-        st.fps, st.duration_s = info.fps, info.duration_s
-        if cfg.max_input_pixels and info.width * info.height > cfg.max_input_pixels:
-            raise InputError(self.path, f"resolution {info.width}x{info.height} exceeds max_input_pixels={cfg.max_input_pixels}")
+        cfg, st = self.cfg, self.stats
+        info = self._probe()
         period = 1.0 / cfg.fps
         cut_period = 1.0 / cfg.cut_fps if cfg.cut_fps > 0 else math.inf
-        max_len = max(cfg.min_frames, int(round(cfg.clip_seconds * cfg.fps)))
         detector = _CutDetector(cfg)
-        sizes: tuple[tuple[int, int], tuple[int, int] | None] | None = None
-        buf_t: list[float] = []
-        buf_a: list[np.ndarray] = []
-        buf_o: list[np.ndarray] = []
-        segment = 0
-        clip_index = 0
-        seg_after_cut = False
+        buffer: _ClipBuffer | None = None
         next_t = next_cut_t = first_t = 0.0
         pending: tuple[float, int] | None = None  # (time, buffer index) of a jump awaiting confirmation
         errors: list[str] = []
-
-        def emit(n: int, bounded_by_cut: bool) -> Clip:
-            nonlocal clip_index
-            times = np.asarray(buf_t[:n], np.float64)
-            frames = np.stack(buf_a[:n])
-            out = buf_o[:n] if sizes[1] is not None else None
-            del buf_t[:n], buf_a[:n], buf_o[:n]
-            short = None
-            if n < cfg.min_frames:
-                short = labels.SCENE_CUT if bounded_by_cut else labels.TOO_SHORT
-            clip = Clip(clip_index, segment, times, frames, out, sizes[1], short)
-            clip_index += 1
-            return clip
-
-        def flush(cut_after: bool) -> Iterator[Clip]:
-            k = len(buf_t)
-            if k == 0:
-                return
-            if k <= max_len:
-                yield emit(k, seg_after_cut or cut_after)
-            else:  # max_len < k < max_len + min_frames: two balanced halves, each >= min_frames
-                yield emit(k // 2, False)
-                yield emit(len(buf_t), False)
-
-        skip = cfg.skip_nonref and info.fps >= 4 * cfg.fps
-        frames_iter = iter_decoded(self.path, threads=cfg.decode_threads, errors=errors, skip_nonref=skip)
-        if skip:  # a stream where every frame is non-reference would yield nothing: decode it whole
-            first = next(frames_iter, None)
-            if first is None:
-                frames_iter = iter_decoded(self.path, threads=cfg.decode_threads, errors=errors)
-            else:
-                frames_iter = itertools.chain([first], frames_iter)
-        for frame in frames_iter:
+        for frame in self._decoded_frames(info, errors):
             st.decoded_frames += 1
             t = frame.time_s
-            if sizes is None:
-                st.width, st.height = frame.size
-                st.rotation_deg = frame.rotation_deg
-                a = scaled_size(st.width, st.height, cfg.short_side)
-                o = scaled_size(st.width, st.height, cfg.output_short_side) if cfg.output_short_side > 0 else None
-                sizes = (a, None if o == a else o)
+            if buffer is None:
+                buffer = self._start(frame)
                 next_t = next_cut_t = first_t = t
             if cfg.max_seconds > 0 and t - first_t > cfg.max_seconds + 1e-6:
                 break
@@ -235,28 +251,52 @@ class ClipSampler:
                 confirmed, candidate = detector.check(frame)
                 if confirmed:  # the cut lies before the pending frame: split the buffer there
                     st.cut_times.append(pending[0])
-                    k = pending[1]
-                    tail = (buf_t[k:], buf_a[k:], buf_o[k:])
-                    del buf_t[k:], buf_a[k:], buf_o[k:]
-                    yield from flush(cut_after=True)
-                    segment += 1
-                    seg_after_cut = True
-                    buf_t.extend(tail[0]), buf_a.extend(tail[1]), buf_o.extend(tail[2])
-                pending = (t, len(buf_t)) if candidate else None
+                    yield from buffer.cut(pending[1])
+                pending = (t, len(buffer)) if candidate else None
             if not take:
                 continue
             while next_t <= t + 1e-4:
                 next_t += period
-            (aw, ah), o = sizes
-            buf_t.append(t)
-            buf_a.append(frame.rgb(aw, ah))
-            if o is not None:  # keep the decoded frame (converted when the clip is kept) unless it is large
-                buf_o.append(frame if st.width * st.height <= cfg.lazy_max_pixels else frame.rgb(*o))
+            buffer.add(t, frame, keep_decoded=st.width * st.height <= cfg.lazy_max_pixels)
             st.sampled_frames += 1
-            if len(buf_t) >= max_len + cfg.min_frames and pending is None:
-                yield emit(max_len, False)  # the rest of the shot keeps >= min_frames frames
+            if buffer.full() and pending is None:
+                yield buffer.emit(buffer.max_len, False)  # the rest of the shot keeps >= min_frames frames
         if st.decoded_frames == 0:
             raise InputError(self.path, "video has no decodable frames")
         st.warnings.extend(errors)
-        yield from flush(cut_after=False)
-        st.clips = clip_index
+        yield from buffer.flush(cut_after=False)
+        st.clips = buffer.clips
+
+    def _probe(self):
+        """The video's stream info (into ``stats``); refuses inputs above ``max_input_pixels``."""
+        cfg, st = self.cfg, self.stats
+        if cfg.fps <= 0:
+            raise ValueError("fps must be positive")
+        info = probe_video(self.path)
+        st.fps, st.duration_s = info.fps, info.duration_s
+        if cfg.max_input_pixels and info.width * info.height > cfg.max_input_pixels:
+            raise InputError(self.path, f"resolution {info.width}x{info.height} exceeds max_input_pixels={cfg.max_input_pixels}")
+        return info
+
+    def _decoded_frames(self, info, errors: list[str]) -> Iterator[DecodedFrame]:
+        """The decoded frames, skipping non-reference frames when the video has >= 4x the sampled rate."""
+        cfg = self.cfg
+        skip = cfg.skip_nonref and info.fps >= 4 * cfg.fps
+        frames_iter = iter_decoded(self.path, threads=cfg.decode_threads, errors=errors, skip_nonref=skip)
+        if skip:  # a stream where every frame is non-reference would yield nothing: decode it whole
+            first = next(frames_iter, None)
+            if first is None:
+                frames_iter = iter_decoded(self.path, threads=cfg.decode_threads, errors=errors)
+            else:
+                frames_iter = itertools.chain([first], frames_iter)
+        return frames_iter
+
+    def _start(self, frame: DecodedFrame) -> _ClipBuffer:
+        """At the first frame: the source size and rotation (into ``stats``) and the clip buffer at the analysis
+        and storage sizes."""
+        cfg, st = self.cfg, self.stats
+        st.width, st.height = frame.size
+        st.rotation_deg = frame.rotation_deg
+        a = scaled_size(st.width, st.height, cfg.short_side)
+        o = scaled_size(st.width, st.height, cfg.output_short_side) if cfg.output_short_side > 0 else None
+        return _ClipBuffer(cfg, a, None if o == a else o)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,29 @@ def run_sfm(
             ``require_all``).
     """
     import pycolmap
+
+    paths, width, height = _check_images(images)
+    if camera_model not in ("SIMPLE_PINHOLE", "PINHOLE"):
+        raise ValueError(f"run_sfm: camera_model must be SIMPLE_PINHOLE or PINHOLE, got {camera_model!r}")
+    old_level = pycolmap.logging.minloglevel
+    if quiet:
+        pycolmap.logging.minloglevel = 2  # errors only
+    try:
+        with _workspace(workspace) as ws:
+            img_dir, link_names = _link_images(ws, paths)
+            db, sparse = _fresh_outputs(ws)
+            _extract_and_match(db, img_dir, link_names, camera_model, known_K, max_image_size, max_num_features, num_threads)
+            recs = _incremental_mapping(db, img_dir, sparse, min_tri_angle_deg, seed, num_threads, fixed_intrinsics=known_K is not None)
+            if not recs:
+                raise See3DError(f"structure from motion failed: no two of the {len(paths)} images could be matched and registered")
+            rec = max(recs.values(), key=lambda r: r.num_reg_images())
+            return _to_result(rec, paths, link_names, width, height, require_all)
+    finally:
+        pycolmap.logging.minloglevel = old_level
+
+
+def _check_images(images: list[str | Path] | str | Path) -> tuple[list[Path], int, int]:
+    """The image files (a folder's images in natural order) and their one shared size ``(paths, width, height)``."""
     from PIL import Image
 
     from see3d.io.images import list_images
@@ -116,81 +141,99 @@ def run_sfm(
     if len(set(sizes.values())) != 1:
         raise InputError(paths[0].parent, f"images have different sizes {sorted(set(sizes.values()))}; resize them to one size first")
     width, height = sizes[paths[0]]
-    if camera_model not in ("SIMPLE_PINHOLE", "PINHOLE"):
-        raise ValueError(f"run_sfm: camera_model must be SIMPLE_PINHOLE or PINHOLE, got {camera_model!r}")
+    return paths, width, height
 
-    old_level = pycolmap.logging.minloglevel
-    if quiet:
-        pycolmap.logging.minloglevel = 2  # errors only
-    tmp = None
-    if workspace is None:
-        tmp = tempfile.mkdtemp(prefix="see3d_sfm_")
-        ws = Path(tmp)
-    else:
+
+@contextmanager
+def _workspace(workspace: str | Path | None) -> Iterator[Path]:
+    """``workspace`` (created, kept), or a temporary folder removed afterwards."""
+    if workspace is not None:
         ws = Path(workspace)
         ws.mkdir(parents=True, exist_ok=True)
+        yield ws
+        return
+    tmp = tempfile.mkdtemp(prefix="see3d_sfm_")
     try:
-        img_dir = ws / "images"
-        if img_dir.exists():
-            shutil.rmtree(img_dir)
-        img_dir.mkdir(parents=True)
-        # unique link names (inputs may come from different folders)
-        link_names = []
-        for i, p in enumerate(paths):
-            name = p.name if sum(q.name == p.name for q in paths) == 1 else f"{i:04d}_{p.name}"
-            try:
-                os.symlink(p.resolve(), img_dir / name)
-            except OSError:
-                shutil.copy2(p, img_dir / name)
-            link_names.append(name)
-        db = ws / "database.db"
-        if db.exists():
-            db.unlink()
-        sparse = ws / "sparse"
-        if sparse.exists():
-            shutil.rmtree(sparse)
-        sparse.mkdir()
-
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = camera_model
-        if known_K is not None:
-            K = np.asarray(known_K, dtype=np.float64)
-            if camera_model == "SIMPLE_PINHOLE":
-                reader.camera_params = f"{0.5 * (K[0, 0] + K[1, 1])},{K[0, 2]},{K[1, 2]}"
-            else:
-                reader.camera_params = f"{K[0, 0]},{K[1, 1]},{K[0, 2]},{K[1, 2]}"
-        extract = pycolmap.FeatureExtractionOptions()
-        extract.max_image_size = int(max_image_size)
-        extract.num_threads = num_threads
-        extract.sift.max_num_features = int(max_num_features)
-        pycolmap.extract_features(
-            db, img_dir, image_names=link_names, camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader, extraction_options=extract, device=pycolmap.Device.cpu,
-        )  # fmt: skip
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.num_threads = num_threads
-        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-
-        opts = pycolmap.IncrementalPipelineOptions()
-        opts.min_model_size = 2
-        opts.min_num_matches = 15
-        opts.num_threads = num_threads
-        opts.random_seed = seed
-        opts.mapper.init_min_tri_angle = float(min_tri_angle_deg)
-        opts.mapper.random_seed = seed
-        if known_K is not None:
-            opts.ba_refine_focal_length = False
-            opts.ba_refine_principal_point = False
-        opts.ba_refine_extra_params = False
-        recs = pycolmap.incremental_mapping(db, img_dir, sparse, opts)
-        if not recs:
-            raise See3DError(f"structure from motion failed: no two of the {len(paths)} images could be matched and registered")
-        rec = max(recs.values(), key=lambda r: r.num_reg_images())
-        return _to_result(rec, paths, link_names, width, height, require_all)
+        yield Path(tmp)
     finally:
-        pycolmap.logging.minloglevel = old_level
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_images(ws: Path, paths: list[Path]) -> tuple[Path, list[str]]:
+    """``ws/images`` holding links (copies where links fail) to ``paths`` under unique names; returns it and the names."""
+    img_dir = ws / "images"
+    if img_dir.exists():
+        shutil.rmtree(img_dir)
+    img_dir.mkdir(parents=True)
+    link_names = []  # unique names: inputs may come from different folders
+    for i, p in enumerate(paths):
+        name = p.name if sum(q.name == p.name for q in paths) == 1 else f"{i:04d}_{p.name}"
+        try:
+            os.symlink(p.resolve(), img_dir / name)
+        except OSError:
+            shutil.copy2(p, img_dir / name)
+        link_names.append(name)
+    return img_dir, link_names
+
+
+def _fresh_outputs(ws: Path) -> tuple[Path, Path]:
+    """An empty ``ws/database.db`` path and ``ws/sparse/`` folder (an earlier run's are removed)."""
+    db = ws / "database.db"
+    if db.exists():
+        db.unlink()
+    sparse = ws / "sparse"
+    if sparse.exists():
+        shutil.rmtree(sparse)
+    sparse.mkdir()
+    return db, sparse
+
+
+def _extract_and_match(
+    db: Path, img_dir: Path, link_names: list[str], camera_model: str, known_K: np.ndarray | None, max_image_size: int,
+    max_num_features: int, num_threads: int,
+) -> None:  # fmt: skip
+    """SIFT features of every image (one shared camera, ``known_K`` as its parameters when given) and exhaustive matching, on the CPU."""
+    import pycolmap
+
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = camera_model
+    if known_K is not None:
+        K = np.asarray(known_K, dtype=np.float64)
+        if camera_model == "SIMPLE_PINHOLE":
+            reader.camera_params = f"{0.5 * (K[0, 0] + K[1, 1])},{K[0, 2]},{K[1, 2]}"
+        else:
+            reader.camera_params = f"{K[0, 0]},{K[1, 1]},{K[0, 2]},{K[1, 2]}"
+    extract = pycolmap.FeatureExtractionOptions()
+    extract.max_image_size = int(max_image_size)
+    extract.num_threads = num_threads
+    extract.sift.max_num_features = int(max_num_features)
+    pycolmap.extract_features(
+        db, img_dir, image_names=link_names, camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader, extraction_options=extract, device=pycolmap.Device.cpu,
+    )  # fmt: skip
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = num_threads
+    pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+
+
+def _incremental_mapping(
+    db: Path, img_dir: Path, sparse: Path, min_tri_angle_deg: float, seed: int, num_threads: int, fixed_intrinsics: bool
+) -> dict:
+    """COLMAP's incremental mapper over the matched database; returns its reconstructions (maybe none)."""
+    import pycolmap
+
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.min_model_size = 2
+    opts.min_num_matches = 15
+    opts.num_threads = num_threads
+    opts.random_seed = seed
+    opts.mapper.init_min_tri_angle = float(min_tri_angle_deg)
+    opts.mapper.random_seed = seed
+    if fixed_intrinsics:
+        opts.ba_refine_focal_length = False
+        opts.ba_refine_principal_point = False
+    opts.ba_refine_extra_params = False
+    return pycolmap.incremental_mapping(db, img_dir, sparse, opts)
 
 
 def _to_result(rec, paths: list[Path], link_names: list[str], width: int, height: int, require_all: bool) -> SfMResult:
