@@ -183,6 +183,30 @@ def test_colmap_bad_files_name_the_file(tmp_path):
         read_model(tmp_path)
 
 
+def test_colmap_files_pycolmap_misreads_fail_clearly_or_read_exactly(tmp_path):
+    """Files pycolmap 4.0 reads into silent garbage (see see3d/io/colmap.py): a truncated cameras.bin or
+    points3D.bin is an error naming the file, names with spaces in images.txt read back whole; and a
+    non-numeric pose names the file and line."""
+    import shutil
+
+    write_model(_model(), tmp_path / "b", binary=True)
+    for name in ("cameras.bin", "points3D.bin"):
+        d = tmp_path / name
+        shutil.copytree(tmp_path / "b", d)
+        (d / name).write_bytes((d / name).read_bytes()[:-5])
+        with pytest.raises(InputError, match=name.replace(".", r"\.") + ".*truncated"):
+            read_model(d)
+    write_model(_model(), tmp_path / "t", binary=False)
+    assert sorted(im.name for im in read_model(tmp_path / "t").images.values()) == sorted(im.name for im in _model().images.values())
+    lines = (tmp_path / "t" / "images.txt").read_text().splitlines()
+    first = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    tok = lines[first].split()
+    lines[first] = " ".join([tok[0], "x" + tok[1], *tok[2:]])
+    (tmp_path / "t" / "images.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=rf"images\.txt.*line {first + 1}: malformed image"):
+        read_model(tmp_path / "t")
+
+
 # ----------------------------------------------------------------------------- LLFF
 def test_llff_round_trip(tmp_path):
     cams = Cameras.from_fov(_cams().c2w, 50, 64, 48)

@@ -1,8 +1,11 @@
 """LPIPS (Zhang et al. 2018, v0.1) from locally given weights.
 
-Written here rather than taken from the ``lpips`` package because that package fetches its
-backbone (torchvision AlexNet/VGG16 ImageNet weights) from the internet at construction time, and
-nothing in see3d may download weights at run time. The network is the same: torchvision's
+Written here rather than taken from the ``lpips`` package (which does build offline, with
+``pnet_rand=True``) for two things it does not do: the *masked* distance the evaluation needs (each layer's
+map averaged over the valid pixels only, e.g. DTU's object masks; the package averages over the whole image
+or returns an upsampled map), and loading the files users have in either layout below without building
+torchvision's classifier heads. ``tests/test_eval_metrics.py`` checks it against the package (to 1e-6).
+The network is the same: torchvision's
 ``alexnet().features`` or ``vgg16().features`` (ImageNet weights), a fixed input scaling, unit-normalised
 activations at five ReLU taps, squared differences, per-layer 1x1 linear weights (no bias), spatial
 mean, sum over layers. Loading accepts the files users already have:

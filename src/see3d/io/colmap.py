@@ -2,10 +2,17 @@
 
 Reading and writing the raw records is lossless in both formats (binary: the same bytes' values; text:
 floats written with ``repr``, which round-trips exactly). The on-disk layouts are COLMAP's documented
-formats (little-endian binary, space-separated text with ``#`` comments). They are hand-written here
-rather than going through ``pycolmap.Reconstruction`` so that malformed files give an :class:`InputError`
-naming the file and record, and so that records (e.g. unregistered points or unusual camera models) are
-kept as stored; the tests check that pycolmap reads what we write.
+formats (little-endian binary, space-separated text with ``#`` comments).
+
+They are hand-written here rather than read through ``pycolmap.Reconstruction`` (pycolmap does the structure
+from motion, :mod:`see3d.geometry.sfm`) because pycolmap's readers (version 4.2.1, checked with the files of
+``tests/test_camera_formats.py`` when this was decided) turn some malformed or unusual files into silent
+garbage, which this project may not pass on: a truncated ``cameras.bin`` or ``points3D.bin`` reads without an
+error, and image names with spaces come back from ``images.txt`` cut at the first space. It also refuses whole
+models that are fine to read (no ``points3D`` file; a point whose track disagrees with the images' keypoints)
+and raises ``std::bad_alloc`` on a tiny ``points3D.bin``. Here a malformed file gives an :class:`InputError`
+naming the file and the line or record, records are kept as stored, and the tests check that pycolmap reads
+what we write and that we read what pycolmap writes.
 
 Conventions: COLMAP stores world-to-camera ``qvec`` (w, x, y, z) and ``tvec`` with OpenCV camera axes, and
 pixel coordinates with the image's top-left corner at (0, 0) -- the same as :class:`Cameras`, so the

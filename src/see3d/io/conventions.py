@@ -10,6 +10,7 @@ Our convention is OpenCV camera-to-world (x right, y down, z forward). Others:
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 _FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -25,45 +26,16 @@ def opengl_to_opencv(c2w: np.ndarray) -> np.ndarray:
 
 
 def quat_wxyz_to_rotmat(q: np.ndarray) -> np.ndarray:
-    """(..., 4) unit quaternions (w, x, y, z) -> (..., 3, 3) rotation matrices."""
+    """(..., 4) quaternions (w, x, y, z), normalised here -> (..., 3, 3) rotation matrices (scipy ``Rotation``)."""
     q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
+    return Rotation.from_quat(q.reshape(-1, 4), scalar_first=True).as_matrix().reshape(q.shape[:-1] + (3, 3))
 
 
 def rotmat_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (w, x, y, z) with w >= 0."""
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (w, x, y, z) with w >= 0 (scipy ``Rotation``)."""
     R = np.asarray(R, dtype=np.float64)
-    flat = R.reshape(-1, 3, 3)
-    out = np.empty((len(flat), 4))
-    for i, m in enumerate(flat):
-        # Shepperd's method: pick the largest diagonal combination for stability.
-        tr = np.trace(m)
-        cands = [tr, m[0, 0], m[1, 1], m[2, 2]]
-        k = int(np.argmax(cands))
-        if k == 0:
-            s = np.sqrt(1.0 + tr) * 2
-            q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-        elif k == 1:
-            s = np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-            q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-        elif k == 2:
-            s = np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-            q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-        else:
-            s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-            q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-        q = np.asarray(q)
-        out[i] = q / np.linalg.norm(q) * (1 if q[0] >= 0 else -1)
-    return out.reshape(R.shape[:-2] + (4,))
+    q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat(canonical=True, scalar_first=True)
+    return q.reshape(R.shape[:-2] + (4,))
 
 
 # ---------------------------------------------------------------------------------------------- LLFF
