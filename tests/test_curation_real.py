@@ -1,5 +1,5 @@
-"""Curation against the reference data in ../shared/: RAFT-small parity with the official weights
-and the three real videos. Skipped when ../shared/ is absent."""
+"""Curation against reference data: the official forward-backward masks (tests/data/parity, always run), and
+from ../shared/ (skipped when absent) RAFT-small parity with the official weights and the real videos."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import parity_path
 from see3d import labels
 from see3d.curation import CurateConfig, analyse_video
 from see3d.curation.dynamic import fb_consistency
@@ -30,8 +31,20 @@ def test_raft_key_map_matches_the_reference_table(shared):
     assert len(renamed) == 106
 
 
+@pytest.mark.parity
+def test_fb_consistency_matches_the_official_masks():
+    """The official forward-backward consistency masks, from the official flows (no weights needed)."""
+    ref = parity_path("raft_small")
+    f_ref, b_ref = (np.ascontiguousarray(np.load(ref / n).transpose(1, 2, 0)) for n in ("flow.npy", "flow_bwd.npy"))
+    for f, b_, name in ((f_ref, b_ref, "fb_mask_fwd.png"), (b_ref, f_ref, "fb_mask_bwd.png")):
+        official = cv2.imread(str(ref / name), cv2.IMREAD_GRAYSCALE) > 127
+        np.testing.assert_array_equal(fb_consistency(f, b_), official)
+
+
 def test_raft_small_parity_with_the_official_flow(shared):
-    ref = shared("reference", "parity", "raft_small")
+    """Our RAFT-small with the official weights (which users download: read from ../shared/weights) against the
+    official flows of the repository's parity fixture."""
+    ref = parity_path("raft_small")
     a, b = _rgb(ref / "frame_a.png"), _rgb(ref / "frame_b.png")
     flow = RaftSmallFlow(shared("weights", "raft-small.pth"), iters=12)
     fwd, bwd = flow.pair(a, b)
@@ -39,11 +52,6 @@ def test_raft_small_parity_with_the_official_flow(shared):
     np.testing.assert_allclose(bwd, np.load(ref / "flow_bwd.npy").transpose(1, 2, 0), atol=1e-3, rtol=0)
     flow.iters = 20
     np.testing.assert_allclose(flow.flow(a, b), np.load(ref / "flow_iters20.npy").transpose(1, 2, 0), atol=1e-3, rtol=0)
-    # the official forward-backward masks from the official flows, and from ours
-    f_ref, b_ref = (np.ascontiguousarray(np.load(ref / n).transpose(1, 2, 0)) for n in ("flow.npy", "flow_bwd.npy"))
-    for f, b_, name in ((f_ref, b_ref, "fb_mask_fwd.png"), (b_ref, f_ref, "fb_mask_bwd.png")):
-        official = cv2.imread(str(ref / name), cv2.IMREAD_GRAYSCALE) > 127
-        np.testing.assert_array_equal(fb_consistency(f, b_), official)
     ours = fb_consistency(fwd, bwd)
     assert (ours != (cv2.imread(str(ref / "fb_mask_fwd.png"), cv2.IMREAD_GRAYSCALE) > 127)).mean() < 1e-3
 

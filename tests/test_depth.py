@@ -11,8 +11,6 @@ from see3d.depth.true_depth import TrueDepth
 from see3d.errors import InputError, WeightsError
 from see3d.io.images import save_depth
 
-transformers = pytest.importorskip("transformers")
-
 
 def _save_depth_anything(folder, metric: bool = False):
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor

@@ -45,7 +45,8 @@ def test_ssim_constant_images_closed_form():
 
 
 def test_ssim_matches_scikit_image():
-    skm = pytest.importorskip("skimage.metrics")
+    import skimage.metrics as skm
+
     x = _smooth_images(3, 37, 45, seed=1)
     y = (x + 0.08 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)).clamp(0, 1)
     ours = ssim(x, y)
@@ -104,7 +105,8 @@ def test_to_tensor_batch_layout():
 @pytest.fixture(scope="module")
 def lpips_ref():
     """The lpips package's network with its shipped linear layers and a random (seeded) backbone."""
-    lpips = pytest.importorskip("lpips")
+    import lpips
+
     torch.manual_seed(0)
     return lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False).eval()
 

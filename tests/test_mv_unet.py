@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import parity_path
 from see3d.errors import WeightsError
 from see3d.models import MultiViewUNet, init_from_ldm_unet, load_mv_unet, read_state_dict
 from see3d.models.mv_unet_blocks import timestep_embedding
@@ -22,9 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def parity_model(tmp_path_factory):
-    from conftest import shared_path
-
-    src = shared_path("reference", "parity", "mv_unet_tiny")
+    src = parity_path("mv_unet_tiny")
     folder = tmp_path_factory.mktemp("parity_unet")
     shutil.copy(src / "config.json", folder / "config.json")
     shutil.copy(src / "model.safetensors", folder / "diffusion_pytorch_model.safetensors")
@@ -51,6 +50,7 @@ def test_camera_dim_in_config_is_accepted_and_builds_no_camera_path(shared):
     assert not any(k.startswith("camera_embed") for k in model.state_dict())
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("case", CASES)
 def test_parity_with_the_official_model(parity_model, case):
     model, src = parity_model
@@ -71,6 +71,7 @@ def test_parity_with_the_official_model(parity_model, case):
     assert (out - data["out"]).abs().max() < 1e-5
 
 
+@pytest.mark.parity
 def test_wrong_grouping_breaks_parity(parity_model):
     """The fixture is sensitive to the multi-view grouping: per-frame attention must not match."""
     model, src = parity_model

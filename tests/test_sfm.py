@@ -11,8 +11,6 @@ from see3d.geometry.sfm import align_poses_sim3, apply_sim3, rotation_errors_deg
 from see3d.io.cameras import Cameras, look_at
 from see3d.io.llff import read_poses_bounds
 
-pytest.importorskip("pycolmap")
-
 
 def _relative_rotation_errors(a: Cameras, b: Cameras) -> np.ndarray:
     """Alignment-free check: angle between a's and b's relative rotations for every camera pair."""

@@ -1,4 +1,4 @@
-"""Inference-time visual condition and sampler schedule against the official parity fixture."""
+"""Inference-time visual condition and sampler schedule against the official parity fixture (tests/data/parity)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import parity_path
 from see3d.conditioning.visual_condition import (
     build_unet_input,
     combine_guidance,
@@ -29,8 +30,9 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_decay_weight_matches_official(shared):
-    rows = _csv(shared("reference", "parity", "visual_condition", "decay_weight.csv"))
+@pytest.mark.parity
+def test_decay_weight_matches_official():
+    rows = _csv(parity_path("visual_condition", "decay_weight.csv"))
     t_prime = torch.tensor([int(r["t_prime"]) for r in rows])
     expected = torch.tensor([float(r["w_float32"]) for r in rows], dtype=torch.float32)
     assert (decay_weight(t_prime) - expected).abs().max() <= 1e-6
@@ -39,8 +41,9 @@ def test_decay_weight_matches_official(shared):
         assert abs(float(decay_weight(condition_timestep(t))) - w) < 1e-3
 
 
-def test_zero_snr_schedule_matches_official(shared):
-    ref = load_file(str(shared("reference", "parity", "visual_condition", "schedule.safetensors")))
+@pytest.mark.parity
+def test_zero_snr_schedule_matches_official():
+    ref = load_file(str(parity_path("visual_condition", "schedule.safetensors")))
     sched = make_scheduler({})
     assert (sched.alphas_cumprod - ref["alphas_cumprod"]).abs().max() <= 1e-6
     assert sched.alphas_cumprod[999] == 0
@@ -50,8 +53,9 @@ def test_zero_snr_schedule_matches_official(shared):
     assert (ref["alphas_cumprod_no_rescale"][199] - sched.alphas_cumprod[199]).abs() > 1e-2
 
 
-def test_official_trailing_timesteps_match(shared):
-    rows = _csv(shared("reference", "parity", "visual_condition", "timestep_schedule.csv"))
+@pytest.mark.parity
+def test_official_trailing_timesteps_match():
+    rows = _csv(parity_path("visual_condition", "timestep_schedule.csv"))
     sched = make_scheduler({"timestep_scaling": "trailing"})
     for run, n, count in [("base", 50, 53), ("SR", 30, 31)]:
         expected = [int(r["t"]) for r in rows if r["run"] == run]
@@ -69,9 +73,10 @@ def test_other_timestep_scaling_uses_diffusers_spacing():
     assert len(ts) == 50 and ts[0] == 981 and ts[-1] == 1
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", STEPS)
-def test_worked_step_matches_official(shared, name):
-    d = load_file(str(shared("reference", "parity", "visual_condition", f"{name}.safetensors")))
+def test_worked_step_matches_official(name):
+    d = load_file(str(parity_path("visual_condition", f"{name}.safetensors")))
     sched = make_scheduler({})
     ac = sched.alphas_cumprod
     g, t, s = int(d["num_refs"]), int(d["t"]), float(d["guidance_scale"])

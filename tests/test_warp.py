@@ -276,7 +276,8 @@ def test_point_cache_fills_view_that_one_source_cannot(tmp_path):
 
 # ----------------------------------------------------------------------------- a procedural see3d.synth world
 def test_warp_on_synth_scene():
-    synth = pytest.importorskip("see3d.synth")
+    from see3d import synth
+
     scene = synth.make_scene(1)
     h, w = 72, 96
     eye = scene.focus + np.array([0, -0.3, -scene.view_distance[0] * 1.2])
