@@ -1,6 +1,7 @@
 """Small-config pieces: the pixel-unshuffle VAE, presets and CLI parsing, the VAE latent cache, held-out evaluation."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +135,16 @@ def test_heldout_evaluation_with_telea(tmp_path):
     assert s["OpenCV Telea inpainting"]["hole_psnr"] > s["warp only (holes black)"]["hole_psnr"]
     assert 0 < s["OpenCV Telea inpainting"]["hole_frac"] < 1
     assert (tmp_path / "ev" / "results.md").read_text().count("|") > 10 and (tmp_path / "ev" / "examples.png").is_file()
+
+
+def test_evaluate_small_model_spec_reads_the_cli_suffixes():
+    from see3d.eval.evaluate_small import ModelSpec
+    from see3d.pipelines.sampler_options import SamplerOptions
+
+    assert ModelSpec.parse("runs/a:b/pipeline") == ModelSpec(Path("runs/a:b/pipeline"))
+    assert ModelSpec.parse("p:clean:keep") == ModelSpec.parse("p:keep:clean") == ModelSpec(Path("p"), clean_condition=True, keep_known=True)
+    assert ModelSpec.parse("p:keep").options(1.0) == SamplerOptions(keep_known=True, fill_smoothing=1.0)
+    assert ModelSpec.parse("p:clean").options(1.0) == SamplerOptions(clean_condition=True)  # smoothing needs kept pixels
 
 
 def test_evaluate_small_cli_compare_takes_telea_by_short_name(tmp_path, capsys):
