@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -29,11 +32,29 @@ def setup_logging(verbosity: int = 0) -> None:
     root.setLevel(level)
 
 
+def crash_log_dir() -> Path:
+    """Folder of the logs of unexpected errors: ``$SEE3D_LOG_DIR``, else ``~/.cache/see3d/logs``."""
+    env = os.environ.get("SEE3D_LOG_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "see3d" / "logs"
+
+
+def write_crash_log(command: str, argv: list[str], text: str) -> Path | None:
+    """Write the traceback ``text`` of a failed ``see3d <command>`` to a new file in :func:`crash_log_dir`;
+    returns its path (``None`` when the folder is not writable)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        folder = crash_log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"see3d-{command}-{stamp}-{os.getpid()}.log"
+        path.write_text(f"see3d {' '.join(argv)}\n\n{text}")
+        return path
+    except OSError:
+        return None
+
+
 def progress(iterable=None, desc: str = "", total: int | None = None, unit: str = "it", disable: bool | None = None, **kw):
     """A tqdm progress bar on stderr; hidden automatically when stderr is not a terminal and
     ``SEE3D_PROGRESS`` is unset (keeps CI logs readable)."""
-    import os
-
     if disable is None:
         disable = not (sys.stderr.isatty() or os.environ.get("SEE3D_PROGRESS"))
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, dynamic_ncols=True, **kw)

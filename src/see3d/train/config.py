@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from see3d.config import check_fields
 from see3d.errors import InputError
 
 
@@ -21,7 +22,7 @@ class TrainConfig:
         default=None,
         metadata={"help": "training clips: a curation output folder (shards + manifest.parquet), a folder of videos, or a `see3d synth` set"},
     )
-    output_dir: Path = field(default=Path("train_out"), metadata={"help": "checkpoints, logs and the final model go here"})
+    output_dir: Path = field(default=Path("train_out"), metadata={"out_dir": True, "help": "checkpoints, logs and the final model go here"})
     data_kind: Literal["auto", "curation", "videos", "synth"] = field(
         default="auto", metadata={"help": "how to read --data; auto: manifest.parquet -> curation, label.json sidecars -> synth, else videos"}
     )
@@ -168,6 +169,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None:
                 setattr(self, name, Path(v))
+        check_fields(self)
         self.num_refs = [int(s) for s in (self.num_refs if isinstance(self.num_refs, (list, tuple)) else [self.num_refs])]
 
     def resolved(self) -> TrainConfig:
