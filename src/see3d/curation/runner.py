@@ -13,6 +13,7 @@ kept), also when the run is interrupted with Ctrl-C.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -86,8 +87,38 @@ class CurateSummary:
                 f"({rs}) -> {self.out}{empty}")  # fmt: skip
 
 
-def _init_worker() -> None:
-    """One thread per worker process for OpenCV and torch (the pool provides the parallelism)."""
+def die_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Make this (worker) process end when its parent (pid ``parent``) dies, even by ``kill -9``: on Linux the kernel
+    sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also exits the process once its parent
+    pid changes."""
+    import ctypes
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog below still works
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="see3d-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent: int) -> None:
+    """Worker set-up: die with the parent (no orphan keeps working after a kill); one thread per worker process
+    for OpenCV and torch (the pool provides the parallelism)."""
+    die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -119,7 +150,7 @@ def run_local(videos: list[str], cfg: CurateConfig, work_dir: Path) -> Iterator[
     ctx = mp.get_context("spawn")
     done: set[str] = set()
     try:
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(process_video, v, cfg, work_dir): v for v in videos}
             try:
                 for fut in as_completed(futures):
@@ -141,7 +172,7 @@ def run_local(videos: list[str], cfg: CurateConfig, work_dir: Path) -> Iterator[
         log.warning("a worker process died; running the %d unfinished videos one per process", len(rest))
         for v in rest:
             try:
-                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as pool:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                     res = pool.submit(process_video, v, cfg, work_dir).result()
             except BrokenProcessPool:
                 res = _crash_result(v, cfg, work_dir, "the worker process died while processing this video (decoder crash?)")

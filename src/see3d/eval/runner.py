@@ -15,7 +15,7 @@ from see3d.config import check_fields, config_to_dict, save_config
 from see3d.datasets import find_scenes, load_scene
 from see3d.errors import InputError, See3DError
 from see3d.eval.protocols import SPARSE_VIEWS, GenerateFn, ReconstructFn, SceneResult, run_dense, run_single, run_sparse
-from see3d.eval.report import command_line, write_report
+from see3d.eval.report import command_line, write_report, write_scene_images
 from see3d.eval.scoring import Scorer
 from see3d.log import get_logger, progress
 
@@ -114,23 +114,6 @@ def evaluate(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
-    results: list[SceneResult] = []
-    failures: list[dict] = []
-    for folder in progress(folders, desc=f"eval {cfg.protocol}", unit="scene"):
-        try:
-            scene = load_scene(folder, cfg.format, cfg.factor)
-            if sparse:
-                res = run_sparse(scene, SPARSE_VIEWS[cfg.protocol], reconstruct, scorer, generate, cfg.generated_per_gap, cfg.iters, cfg.seed)
-            elif cfg.protocol == "dense":
-                res = run_dense(scene, reconstruct, scorer, cfg.iters, cfg.seed)
-            else:
-                res = run_single(scene, generate, scorer, cfg.single_targets)
-        except See3DError as e:  # bad files, failed SfM, ...: recorded, and the other scenes go on
-            log.error("scene %s skipped: %s", folder.name, e)
-            failures.append({"scene": folder.name, "error": str(e)})
-            continue
-        log.info("%s: PSNR %.2f SSIM %.3f", res.scene, res.mean["psnr"], res.mean["ssim"])
-        results.append(res)
     if sparse:
         method = "see3d: MVD-generated views + 3DGS" if generate is not None else "reconstruction-only baseline: 3DGS from the inputs alone"
     else:
@@ -144,9 +127,37 @@ def evaluate(
         "device": device,
         "command": command or command_line(),
         "config": config_to_dict(cfg),
-        "seconds_total": time.perf_counter() - t_start,
     }
-    data = write_report(out, results, header, failures)
+    results: list[SceneResult] = []
+    failures: list[dict] = []
+
+    def report(finished: bool) -> dict:
+        """results.json / results.md as they stand: rewritten after every scene, so a crash loses no finished scene."""
+        state = {"complete": True} if finished else {"complete": False, "scenes_pending": len(folders) - len(results) - len(failures)}
+        return write_report(out, results, {**header, **state, "seconds_total": time.perf_counter() - t_start}, failures, images=False)
+
+    data = report(finished=False)
+    for folder in progress(folders, desc=f"eval {cfg.protocol}", unit="scene"):
+        try:
+            scene = load_scene(folder, cfg.format, cfg.factor)
+            if sparse:
+                res = run_sparse(scene, SPARSE_VIEWS[cfg.protocol], reconstruct, scorer, generate, cfg.generated_per_gap, cfg.iters, cfg.seed)
+            elif cfg.protocol == "dense":
+                res = run_dense(scene, reconstruct, scorer, cfg.iters, cfg.seed)
+            else:
+                res = run_single(scene, generate, scorer, cfg.single_targets)
+        except See3DError as e:  # bad files, failed SfM, ...: recorded, and the other scenes go on
+            log.error("scene %s skipped: %s", folder.name, e)
+            failures.append({"scene": folder.name, "error": str(e)})
+        except Exception as e:  # noqa: BLE001 - an unexpected failure of one scene is its row, not the end of the run
+            log.error("scene %s failed: %s: %s", folder.name, type(e).__name__, e, exc_info=log.isEnabledFor(10))
+            failures.append({"scene": folder.name, "error": f"{type(e).__name__}: {e}"})
+        else:
+            log.info("%s: PSNR %.2f SSIM %.3f", res.scene, res.mean["psnr"], res.mean["ssim"])
+            results.append(res)
+            write_scene_images(out, res)
+        data = report(finished=False)
+    data = report(finished=True)
     if not results:
         raise See3DError(f"no scene could be evaluated ({len(failures)} failed; see {out / 'results.md'})")
     return data
