@@ -12,8 +12,8 @@ import pytest
 
 from see3d.cli import main
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
-from see3d.geometry.conventions import opencv_to_opengl
+from see3d.io.cameras import Cameras, look_at
+from see3d.io.conventions import opencv_to_opengl
 from see3d.io.images import save_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -178,8 +178,8 @@ def test_generate_single_image_with_one_depth_file(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ frame paths
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "images/../../outside.png"])
 def test_transforms_json_paths_may_not_leave_the_scene(tmp_path, bad):
-    from see3d.eval.datasets import load_scene
-    from see3d.geometry.cameras import Cameras
+    from see3d.datasets import load_scene
+    from see3d.io.cameras import Cameras
     from see3d.io.transforms_json import write_transforms_json
     from see3d.io.views import Views
 

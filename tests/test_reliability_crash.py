@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ------------------------------------------------------------------------------------------ eval
 def test_eval_scene_that_crashes_is_a_row_and_finished_scenes_stay(tmp_path):
-    from see3d.eval.datasets import load_scene
+    from see3d.datasets import load_scene
 
     for name in ("a_good", "b_bad", "c_good"):
         _write_tiny_llff(tmp_path / "data" / name)
@@ -35,7 +35,7 @@ def test_eval_scene_that_crashes_is_a_row_and_finished_scenes_stay(tmp_path):
 
 
 def test_eval_results_are_on_disk_as_each_scene_finishes(tmp_path):
-    from see3d.eval.datasets import load_scene
+    from see3d.datasets import load_scene
 
     for name in ("a", "b", "c"):
         _write_tiny_llff(tmp_path / "data" / name)

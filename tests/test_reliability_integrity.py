@@ -15,7 +15,7 @@ from see3d.cli import main
 from see3d.curation import curate
 from see3d.curation.config import CurateConfig
 from see3d.errors import InputError
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.images import save_image
 from see3d.io.views import Views
 from test_curation_common import good_video, static_video

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,35 @@ def test_motion_that_could_not_be_measured_is_not_a_static_camera():
     # a still camera: the same points in every frame
     still = np.repeat(rng.random((per_frame, 1, 2)).astype(np.float32) * [320, 180], T, axis=1)
     assert viewpoint_from_tracks(Tracks(still), 320, 180, cfg).reason == labels.STATIC_CAMERA
+
+
+def _faststart_copy(src, dst) -> None:
+    """Remux with the index first (as streaming-friendly files are), so a cut-off copy still opens."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as o:
+        s = i.streams.video[0]
+        t = o.add_stream_from_template(s)
+        for p in i.demux(s):
+            if p.dts is None:
+                continue
+            p.stream = t
+            o.mux(p)
+
+
+def test_truncated_video_is_an_error_row_with_reason_truncated(tmp_path):
+    import pyarrow.parquet as pq
+
+    from see3d.curation import curate
+    from see3d.curation.config import CurateConfig
+    from test_curation_common import good_video
+
+    _faststart_copy(good_video(tmp_path / "src.mp4", seconds=10), tmp_path / "full.mp4")
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.7)])  # an interrupted download
+    summary = curate([str(tmp_path / "full.mp4"), str(tmp_path / "cut.mp4")], tmp_path / "out", CurateConfig(workers=0, progress=False))
+    rows = {Path(r["video"]).name: r for r in pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist() if r["kind"] == "video"}
+    assert rows["full.mp4"]["decision"] == labels.KEEP
+    cut = rows["cut.mp4"]
+    assert cut["decision"] == labels.ERROR and cut["reason"] == labels.TRUNCATED and "container says 10.0 s" in cut["message"]
+    assert summary.errors == 1 and labels.TRUNCATED in labels.REASONS

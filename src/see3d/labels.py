@@ -19,6 +19,7 @@ UNTRACKABLE = "untrackable"  # no two frames share enough tracked points: the ca
 TOO_SHORT = "too_short"  # too few frames for a multi-view clip
 SCENE_CUT = "scene_cut"  # a fragment between scene cuts that is too short to keep
 DECODE_ERROR = "decode_error"  # the file could not be read or decoded
+TRUNCATED = "truncated"  # the container promises more video than decodes (an incomplete download or copy)
 PROCESSING_ERROR = "processing_error"  # a readable file failed during curation (a bug or a resource limit)
 
-REASONS = (OK, PERSON, DYNAMIC, STATIC_CAMERA, SMALL_MOTION, ROTATION_ONLY, UNTRACKABLE, TOO_SHORT, SCENE_CUT, DECODE_ERROR, PROCESSING_ERROR)
+REASONS = (OK, PERSON, DYNAMIC, STATIC_CAMERA, SMALL_MOTION, ROTATION_ONLY, UNTRACKABLE, TOO_SHORT, SCENE_CUT, DECODE_ERROR, TRUNCATED, PROCESSING_ERROR)

@@ -32,6 +32,7 @@ from see3d.curation.writer import ClipSample, encode_frame, write_samples_tar
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic
 from see3d.io.fingerprint import file_identity
+from see3d.io.video import TruncatedVideoError
 
 STAGES = ("sample", "semantic", "dynamic", "viewpoint", "encode")
 
@@ -188,7 +189,8 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
     """Curate one video in memory: manifest rows (video row first) and the kept clips' samples.
 
     Bad inputs do not raise: they give a single ``error`` row (``decode_error`` for unreadable or
-    undecodable files, ``processing_error`` for unexpected failures) with the message.
+    undecodable files, ``truncated`` when fewer seconds decode than the container declares,
+    ``processing_error`` for unexpected failures) with the message.
     """
     key = video_key(video)
     timer = StageTimer()
@@ -225,6 +227,8 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
         if sampler.stats.warnings:
             vrec.message += "; " + "; ".join(sampler.stats.warnings)
         records = [vrec, *clip_recs]
+    except TruncatedVideoError as e:
+        records, samples = [_error_record(video, key, labels.TRUNCATED, str(e))], []
     except (InputError, OSError, EOFError) as e:
         records, samples = [_error_record(video, key, labels.DECODE_ERROR, str(e))], []
     except Exception as e:  # noqa: BLE001 - a batch job records the failure and goes on

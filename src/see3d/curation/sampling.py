@@ -37,7 +37,7 @@ import numpy as np
 from see3d import labels
 from see3d.config import check_fields
 from see3d.errors import InputError
-from see3d.io.video import DecodedFrame, iter_decoded, probe_video
+from see3d.io.video import DecodedFrame, check_complete, iter_decoded, probe_video
 
 
 @dataclass
@@ -267,6 +267,8 @@ class ClipSampler:
                 yield buffer.emit(buffer.max_len, False)  # the rest of the shot keeps >= min_frames frames
         if st.decoded_frames == 0:
             raise InputError(self.path, "video has no decodable frames")
+        if not (cfg.max_seconds > 0 and t - first_t > cfg.max_seconds):  # read to the end: all of it must be there
+            check_complete(self.path, info, t, errors)
         st.warnings.extend(errors)
         yield from buffer.flush(cut_after=False)
         st.clips = buffer.clips
