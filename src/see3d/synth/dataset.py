@@ -50,7 +50,7 @@ class SynthSetConfig:
     kinds: list[str] | None = field(
         default=None, metadata={"help": f"restrict to these clip kinds, cycled in order (any of {', '.join(KINDS)})"}
     )
-    workers: int = field(default=1, metadata={"min": 1, "help": "parallel worker processes"})
+    workers: int = field(default=1, metadata={"min": 0, "help": "parallel worker processes (0 or 1: in this process)"})
 
     def __post_init__(self) -> None:
         check_fields(self)
