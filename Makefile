@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/see3d demo --out $(OUT)
+	$(BIN)/see3d demo --out $(OUT) --overwrite
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

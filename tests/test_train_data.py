@@ -135,7 +135,7 @@ def test_sample_rng_streams_are_independent():
 
 def test_curation_output_is_read_through_the_shard_index(tmp_path):
     from see3d.curation.reader import read_clip
-    from see3d.curation.writer import ClipSample, ShardPart, encode_frame, pack_shards, write_samples_tar
+    from see3d.curation.writer import ClipSample, ShardPart, commit_dataset, encode_frame, pack_shards, write_samples_tar
 
     rng = np.random.default_rng(0)
     parts = []
@@ -143,7 +143,7 @@ def test_curation_output_is_read_through_the_shard_index(tmp_path):
         samples = [ClipSample(f"vid{v}-c{c}", {"video": f"vid{v}.mp4"}, [encode_frame(f) for f in _clip(rng, 6, 16)]) for c in range(2)]
         tar = tmp_path / "work" / f"vid{v}.tar"
         parts.append(ShardPart(f"vid{v}", tar, write_samples_tar(tar, samples)))
-    pack_shards(tmp_path / "cur", parts, max_bytes=10_000)
+    commit_dataset(tmp_path / "cur", pack_shards(tmp_path / "cur", parts, max_bytes=10_000), [])
     clips = find_clips(tmp_path / "cur")
     assert [c.key for c in clips] == ["vid0-c0", "vid0-c1", "vid1-c0", "vid1-c1"] and clips[0].kind == "curation"
     ds = ClipDataset(clips, ClipSampling(3, [1], resolution=16, seed=0, shuffle_frames=False))

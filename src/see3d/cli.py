@@ -16,10 +16,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
 from see3d import __version__
 from see3d.errors import See3DError
-from see3d.log import get_logger, setup_logging
+from see3d.log import get_logger, setup_logging, write_crash_log
 
 
 def _commands():
@@ -70,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"see3d {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # last resort: one line, the traceback goes to a log file (and to stderr with -v)
+        return _report_unexpected(args.command, argv, e, args.verbose)
+
+
+def _report_unexpected(command: str, argv: list[str], exc: Exception, verbose: int) -> int:
+    """Write the traceback of an unexpected error to a log file and print one line naming it."""
+    text = "".join(traceback.format_exception(exc))
+    log_path = write_crash_log(command, argv, text)
+    if verbose:
+        print(text, file=sys.stderr, end="")
+    where = f"full log: {log_path}" if log_path else "the log could not be written"
+    hint = "" if verbose else "; -v prints the traceback"
+    print(f"see3d {command}: internal error: {type(exc).__name__}: {exc} ({where}{hint})", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

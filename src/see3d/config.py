@@ -2,6 +2,10 @@
 
 A config field documents itself with ``field(metadata={"help": "..."})``. Supported field types:
 bool, int, float, str, Path, their ``| None`` forms, ``list[int|float|str]`` and ``Literal[...]``.
+
+A numeric field states its valid range in the same metadata: ``"min"``/``"max"`` (inclusive), ``"gt"``/``"lt"``
+(exclusive), ``"multiple_of"``; an output folder says ``"out_dir": True`` (an existing file is refused). :func:`check_fields` (called by each config's ``__post_init__``) enforces them,
+so a bad value fails at once with one line naming the option, whether it came from the CLI or the Python API.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from see3d.errors import OptionError
 from see3d.io.atomic import write_json_atomic
 
 
@@ -24,6 +29,34 @@ def _unwrap_optional(tp):
         if len(args) == 1:
             return args[0], True
     return tp, False
+
+
+_BOUNDS = (("min", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"), ("max", lambda v, b: v <= b, "<="),
+           ("lt", lambda v, b: v < b, "<"), ("multiple_of", lambda v, b: v % b == 0, "a multiple of"))  # fmt: skip
+
+
+def check_fields(cfg) -> None:
+    """Raise :class:`OptionError` for the first field of dataclass ``cfg`` outside the range its metadata
+    declares (``min``, ``gt``, ``max``, ``lt``, ``multiple_of``); ``None`` values and list items are checked too."""
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("out_dir") and getattr(cfg, f.name) is not None:
+            out = Path(getattr(cfg, f.name))
+            if out.exists() and not out.is_dir():
+                raise OptionError(f.name, f"{out} is an existing file, not a folder")
+        rules = [(key, test, word) for key, test, word in _BOUNDS if key in f.metadata]
+        if not rules:
+            continue
+        value = getattr(cfg, f.name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None or isinstance(v, bool):
+                continue
+            if not isinstance(v, (int, float)):
+                raise OptionError(f.name, f"must be a number (got {v!r})")
+            if v != v:
+                raise OptionError(f.name, "must be a number (got nan)")
+            for key, test, word in rules:
+                if not test(v, f.metadata[key]):
+                    raise OptionError(f.name, f"must be {word} {f.metadata[key]} (got {v})")
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
@@ -65,7 +98,10 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, prefix: str = "", *
         if hasattr(args, key) and f.init:
             kwargs[f.name] = getattr(args, key)
     kwargs.update(overrides)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except OptionError as e:
+        raise (e.as_option(prefix) if not e.name.startswith("--") else e) from None
 
 
 def config_to_dict(cfg) -> dict:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from see3d.config import check_fields
 from see3d.errors import WeightsError
 from see3d.log import get_logger
 
@@ -34,13 +35,13 @@ class DemoConfig:
     """Settings of ``see3d demo``."""
 
     seed: int = field(default=0, metadata={"help": "sample scene seed"})
-    size: int = field(default=64, metadata={"help": "working resolution (long side, multiple of 64); the shipped model is trained at 64"})
-    n_frames: int = field(default=8, metadata={"help": "new views generated along the orbit"})
+    size: int = field(default=64, metadata={"min": 64, "multiple_of": 64, "help": "working resolution (long side, multiple of 64); the shipped model is trained at 64"})
+    n_frames: int = field(default=8, metadata={"min": 1, "help": "new views generated along the orbit"})
     path: str = field(default="orbit_right", metadata={"help": "camera path preset"})
-    steps: int = field(default=1, metadata={"help": "diffusion steps (the shipped small model, keeping the warped pixels: 1 step and no guidance were best on validation scenes)"})
+    steps: int = field(default=1, metadata={"min": 1, "help": "diffusion steps (the shipped small model, keeping the warped pixels: 1 step and no guidance were best on validation scenes)"})
     guidance: float = field(default=0.0, metadata={"help": "guidance scale (official model: 2.0; the shipped small model: 0)"})
-    iters: int = field(default=1000, metadata={"help": "Gaussian-splatting optimisation steps"})
-    video_frames: int = field(default=48, metadata={"help": "frames of the flythrough video"})
+    iters: int = field(default=1000, metadata={"min": 1, "help": "Gaussian-splatting optimisation steps"})
+    video_frames: int = field(default=48, metadata={"min": 1, "help": "frames of the flythrough video"})
     keep_known: bool = field(
         default=True,
         metadata={"help": "keep the warped pixels, fill only the holes (the sample's warps come from its exact depth); --no-keep-known regenerates whole views"},
@@ -53,6 +54,9 @@ class DemoConfig:
         default="auto",
         metadata={"help": "hole filler: the See3D model (mvd), OpenCV Telea inpainting, or auto (the shipped model when the package has one, else Telea)"},
     )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def sample_photo(seed: int, width: int, height: int):
@@ -67,20 +71,33 @@ def sample_photo(seed: int, width: int, height: int):
     return rgb[0], depth[0], cam
 
 
-def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path | None = None) -> dict:
-    """Sample photo -> generate along a path -> reconstruct -> ``splats.ply`` + ``flythrough.mp4`` in ``out``."""
+def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Sample photo -> generate along a path -> reconstruct -> ``splats.ply`` + ``flythrough.mp4`` in ``out``.
+
+    ``out`` must be new or empty unless ``overwrite``; the run writes into a temporary folder beside it that
+    replaces ``out`` only when everything is done (see :mod:`see3d.io.outdir`)."""
+    from see3d.io.outdir import check_out_dir, staged_dir
+    from see3d.pipelines.fill_smoothing import check_fill_smoothing
+
+    cfg = cfg or DemoConfig()
+    check_fill_smoothing(cfg.fill_smoothing, cfg.size, cfg.size)  # before anything is written
+    final = check_out_dir(out, overwrite)
+    with staged_dir(final) as tmp:
+        report = _run_demo_into(tmp, final, cfg, weights)
+    log.info("demo finished: %s", json.dumps(report))
+    return report
+
+
+def _run_demo_into(out: Path, final: Path, cfg: DemoConfig, weights: str | Path | None) -> dict:
+    """The demo written into ``out`` (a staging folder); paths in the report name ``final``."""
     from see3d.config import config_to_dict
     from see3d.depth.true_depth import TrueDepth
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import save_image
-    from see3d.pipelines.fill_smoothing import check_fill_smoothing
     from see3d.pipelines.generation import GenerateConfig, generate_from_image
     from see3d.splat.config import ReconstructConfig
     from see3d.splat.reconstruct import reconstruct
 
-    cfg = cfg or DemoConfig()
-    check_fill_smoothing(cfg.fill_smoothing, cfg.size, cfg.size)  # before anything is written
-    out = Path(out)
     t0 = time.time()
     image, depth, cam = sample_photo(cfg.seed, cfg.size, cfg.size)
     save_image(out / "input.png", image)
@@ -110,15 +127,14 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path
     rcfg = ReconstructConfig(iters=cfg.iters, sh_degree=1, init_points=20_000, checkpoint_every=0)
     summary = reconstruct(result.views, out / "splats", rcfg, video=True, video_frames=cfg.video_frames, show_progress=True)
     report = {
-        "input": str(out / "input.png"),
-        "views": str(out / "views"),
-        "splats": summary["splats"],
-        "flythrough": summary.get("video"),
+        "input": str(final / "input.png"),
+        "views": str(final / "views"),
+        "splats": str(final / Path(summary["splats"]).relative_to(out)),
+        "flythrough": str(final / Path(summary["video"]).relative_to(out)) if summary.get("video") else None,
         "filler": "telea (OpenCV inpainting)" if fill == "telea" else f"mvd ({weights})",
         "seconds_generate": round(t_gen, 1),
         "seconds_total": round(time.time() - t0, 1),
         "config": config_to_dict(cfg),
     }
     write_json_atomic(out / "demo.json", report)
-    log.info("demo finished: %s", json.dumps(report))
     return report

@@ -29,3 +29,21 @@ class InputError(See3DError, ValueError):
 
 class WeightsError(InputError):
     """Model weights are missing, of the wrong format, or do not match the model."""
+
+
+class OptionError(InputError):
+    """A setting (config field / CLI option) outside its valid range.
+
+    Args:
+        name: the config field, e.g. ``n_frames`` (the CLI shows it as ``--n-frames``).
+        problem: what is wrong, e.g. ``"must be >= 1 (got 0)"``.
+    """
+
+    def __init__(self, name: str, problem: str):
+        self.name = name
+        super().__init__(None, f"{name} {problem}")
+        self.problem = problem
+
+    def as_option(self, prefix: str = "") -> OptionError:
+        """The same error naming the command-line option (``--prefix-name``)."""
+        return OptionError("--" + (prefix + self.name.lstrip("-")).replace("_", "-"), self.problem)

@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
     from see3d.demo import DemoConfig
 
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (the new run swaps in when it finishes)")
     parser.add_argument("--weights", type=Path, default=None, help="See3D weights folder (default: the small model shipped with the package)")
     add_dataclass_args(parser, DemoConfig)
 
@@ -22,7 +23,7 @@ def run(args) -> int:
     from see3d.config import dataclass_from_args
     from see3d.demo import DemoConfig, run_demo
 
-    report = run_demo(args.out, dataclass_from_args(DemoConfig, args), args.weights)
+    report = run_demo(args.out, dataclass_from_args(DemoConfig, args), args.weights, args.overwrite)
     print(json.dumps({k: report[k] for k in ("splats", "flythrough", "views", "seconds_total")}, indent=2))
     print(f"open the splats in a browser: see3d view {report['splats']}")
     return 0

@@ -24,6 +24,7 @@ def add_arguments(parser) -> None:
     src.add_argument("--images", type=Path, help="folder of 2-6 input images of one scene (sparse views)")
     src.add_argument("--prompt", help="text prompt (needs --t2i-weights)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (the new run swaps in when it finishes)")
     parser.add_argument("--weights", type=Path, help="See3D weights folder (official MVD_weights layout); needed for --fill mvd")
     parser.add_argument("--variant", choices=["auto", "single", "sparse"], default="auto", help="UNet variant (auto: single for one image, sparse for several)")
     parser.add_argument("--cameras", type=Path, help="transforms.json with the input cameras (sparse: skips SfM; single: the input camera)")
@@ -51,9 +52,12 @@ def run(args) -> int:
     from see3d.config import config_to_dict, dataclass_from_args
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import list_images, load_image, save_image
+    from see3d.io.outdir import check_out_dir, staged_dir
     from see3d.pipelines import generation as gen
 
     cfg = dataclass_from_args(gen.GenerateConfig, args)
+    inputs = tuple(p for p in (args.images, args.image) if p is not None)
+    check_out_dir(args.out, args.overwrite, inputs=inputs)
     if cfg.fill == "mvd" and args.weights is None:
         from see3d.errors import InputError
 
@@ -78,9 +82,11 @@ def run(args) -> int:
 
             raise InputError(None, "--prompt needs --t2i-weights DIR (a local diffusers text-to-image pipeline folder)")
         image, result = gen.generate_from_text(args.prompt, args.t2i_weights, depth, cfg, pipe, args.t2i_steps)
-        save_image(args.out / "prompt_image.png", image)
-    result.save(args.out)
-    write_json_atomic(args.out / "generate_config.json", {"config": config_to_dict(cfg), "argv": sys.argv, "variant": variant,
-                                                          "weights": str(args.weights) if args.weights else None})  # fmt: skip
+    with staged_dir(args.out) as out:  # the folder holds this run only, and appears only when complete
+        if args.prompt is not None:
+            save_image(out / "prompt_image.png", image)
+        result.save(out)
+        write_json_atomic(out / "generate_config.json", {"config": config_to_dict(cfg), "argv": sys.argv, "variant": variant,
+                                                         "weights": str(args.weights) if args.weights else None})  # fmt: skip
     print(json.dumps({"out": str(args.out), "views": len(result.views), "generated": len(result.warps)}))
     return 0

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="scene folder: Views folder (transforms.json + images/), LLFF (poses_bounds.npy) or COLMAP (sparse/0)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--factor", type=int, default=None, help="image downscale factor for LLFF/COLMAP scenes (default: LLFF 8, COLMAP 4)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (same --data only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (its old content is removed first)")
     parser.add_argument("--mesh", choices=["ply", "glb"], default=None, help="also extract a TSDF mesh (mesh.ply or mesh.glb)")
     parser.add_argument("--mesh-resolution", type=int, default=192, help="TSDF voxels along the longest side (default 192)")
     parser.add_argument("--video", action="store_true", help="also render flythrough.mp4 through the training cameras")
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from see3d.config import dataclass_from_args
+    from see3d.io.outdir import check_out_dir
     from see3d.splat.config import ReconstructConfig
     from see3d.splat.reconstruct import load_training_data, reconstruct
 
@@ -43,12 +45,14 @@ def run(args: argparse.Namespace) -> int:
         from see3d.errors import InputError
 
         raise InputError(None, str(e)) from e
+    check_out_dir(args.out, args.overwrite or args.resume, inputs=(args.data,))  # before any work; never the data folder
     data = load_training_data(args.data, factor=args.factor)
     summary = reconstruct(
         data,
         args.out,
         cfg,
         resume=args.resume,
+        overwrite=args.overwrite,
         holdout_every=args.holdout_every,
         train_views=args.train_views,
         mesh=args.mesh,

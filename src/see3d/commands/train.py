@@ -28,16 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """TrainConfig from the parsed options: the preset's values, overridden by every option given."""
-    from see3d.errors import InputError
+    from see3d.errors import InputError, OptionError
     from see3d.train.config import TrainConfig
     from see3d.train.small_model import small_train_config
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if "data" not in given:
         raise InputError(None, "--data is required (curation output folder, folder of videos, or a synth set)")
-    if given.get("preset") == "small":
-        return small_train_config(given.pop("data"), given.pop("output_dir", "train_out"), **given)
-    return TrainConfig(**given)
+    try:
+        if given.get("preset") == "small":
+            return small_train_config(given.pop("data"), given.pop("output_dir", "train_out"), **given)
+        return TrainConfig(**given)
+    except OptionError as e:
+        raise e.as_option() from None
 
 
 def run(args: argparse.Namespace) -> int:

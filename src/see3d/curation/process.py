@@ -31,6 +31,8 @@ from see3d.curation.viewpoint import analyse_viewpoint
 from see3d.curation.writer import ClipSample, encode_frame, write_samples_tar
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic
+from see3d.io.fingerprint import file_identity
+from see3d.io.video import TruncatedVideoError
 
 STAGES = ("sample", "semantic", "dynamic", "viewpoint", "encode")
 
@@ -75,6 +77,7 @@ class VideoResult:
     tar_digest: str | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)  # per stage, process CPU seconds
     wall_s: dict[str, float] = field(default_factory=dict)
+    source_id: str | None = None  # content identity of the input when it was processed (see3d.io.fingerprint)
 
     def to_json(self) -> dict:
         return {
@@ -86,11 +89,12 @@ class VideoResult:
             "tar_digest": self.tar_digest,
             "cpu_s": self.cpu_s,
             "wall_s": self.wall_s,
+            "source_id": self.source_id,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> VideoResult:
-        return cls(d["video"], d["video_key"], d["config_digest"], [record_from_dict(r) for r in d["records"]], d.get("tar"), d.get("tar_digest"), d.get("cpu_s", {}), d.get("wall_s", {}))
+        return cls(d["video"], d["video_key"], d["config_digest"], [record_from_dict(r) for r in d["records"]], d.get("tar"), d.get("tar_digest"), d.get("cpu_s", {}), d.get("wall_s", {}), d.get("source_id"))
 
 
 class StageTimer:
@@ -185,7 +189,8 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
     """Curate one video in memory: manifest rows (video row first) and the kept clips' samples.
 
     Bad inputs do not raise: they give a single ``error`` row (``decode_error`` for unreadable or
-    undecodable files, ``processing_error`` for unexpected failures) with the message.
+    undecodable files, ``truncated`` when fewer seconds decode than the container declares,
+    ``processing_error`` for unexpected failures) with the message.
     """
     key = video_key(video)
     timer = StageTimer()
@@ -222,6 +227,8 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
         if sampler.stats.warnings:
             vrec.message += "; " + "; ".join(sampler.stats.warnings)
         records = [vrec, *clip_recs]
+    except TruncatedVideoError as e:
+        records, samples = [_error_record(video, key, labels.TRUNCATED, str(e))], []
     except (InputError, OSError, EOFError) as e:
         records, samples = [_error_record(video, key, labels.DECODE_ERROR, str(e))], []
     except Exception as e:  # noqa: BLE001 - a batch job records the failure and goes on
@@ -248,9 +255,10 @@ def process_video(video: str, cfg: CurateConfig, work_dir: str | Path) -> VideoR
     """Curate one video and write its result files atomically (tar first, then the JSON that marks
     the video as done). Never raises for a bad input."""
     work_dir = Path(work_dir)
+    source_id = file_identity(video)  # before reading: a file changed meanwhile is processed again next run
     records, samples, timer = analyse_video(video, cfg)
     key = records[0].video_key
-    res = VideoResult(video, key, cfg.digest(), records, cpu_s=timer.cpu, wall_s=timer.wall)
+    res = VideoResult(video, key, cfg.digest(), records, cpu_s=timer.cpu, wall_s=timer.wall, source_id=source_id)
     json_path, tar_path = result_paths(work_dir, key)
     if samples:
         res.tar, res.tar_digest = tar_path.name, write_samples_tar(tar_path, samples)
@@ -258,8 +266,11 @@ def process_video(video: str, cfg: CurateConfig, work_dir: str | Path) -> VideoR
     return res
 
 
-def load_result(work_dir: str | Path, video: str, digest: str) -> VideoResult | None:
-    """A finished result for ``video`` made with config ``digest``, or None (absent, stale or damaged)."""
+def load_result(work_dir: str | Path, video: str, digest: str, reuse_errors: bool = True) -> VideoResult | None:
+    """A finished result for ``video`` made with config ``digest`` from the file as it is now, or None (absent,
+    stale or damaged). Stale: another config, or the file's content identity changed (replaced, edited,
+    appeared or vanished since). ``reuse_errors=False`` also returns None for a video whose row is an error,
+    so that it is tried again."""
     json_path, tar_path = result_paths(Path(work_dir), video_key(video))
     if not json_path.is_file():
         return None
@@ -267,7 +278,9 @@ def load_result(work_dir: str | Path, video: str, digest: str) -> VideoResult | 
         res = VideoResult.from_json(json.loads(json_path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError):
         return None
-    if res.config_digest != digest or res.video != video:
+    if res.config_digest != digest or res.video != video or res.source_id != file_identity(video):
+        return None
+    if not reuse_errors and res.records and res.records[0].decision == labels.ERROR:
         return None
     if res.tar is not None and not tar_path.is_file():
         return None

@@ -37,19 +37,52 @@ def _load_index(root: Path) -> dict:
         raise InputError(path, f"unreadable shard index ({e})") from e
     if not isinstance(index, dict) or "clips" not in index or "shards" not in index:
         raise InputError(path, "not a see3d shard index")
+    manifest = root / "manifest.parquet"
+    if "generation" in index and manifest.is_file() and manifest_generation(manifest) != index["generation"]:
+        raise InputError(root, "manifest.parquet and shards/index.json come from different runs (a run was stopped while "
+                               "finishing); rerun the same `see3d curate` command to complete it")  # fmt: skip
     return index
+
+
+def manifest_generation(path: str | Path) -> str | None:
+    """The dataset generation a ``manifest.parquet`` was written for (None for older manifests)."""
+    import pyarrow.parquet as pq
+
+    from see3d.curation.writer import MANIFEST_GENERATION_KEY
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"unreadable manifest ({e})") from e
+    g = meta.get(MANIFEST_GENERATION_KEY)
+    return None if g is None else g.decode()
+
+
+def read_manifest(root: str | Path):
+    """The manifest of a curated dataset as a ``pyarrow.Table``, after checking it belongs to the current index."""
+    import pyarrow.parquet as pq
+
+    root = Path(root)
+    _load_index(root)
+    return pq.read_table(root / "manifest.parquet")
+
+
+def _shard(root: Path, index: dict, name: str) -> Path:
+    """The shard file ``name`` of ``index``, checked against the size the index recorded."""
+    sizes = {s["name"]: s["bytes"] for s in index["shards"]}
+    shard = root / "shards" / name
+    if name not in sizes or not shard.is_file() or shard.stat().st_size != sizes[name]:
+        raise InputError(shard, "shard missing or changed since the index was written (rerun `see3d curate`)")
+    return shard
 
 
 def list_accepted(root: str | Path) -> list[ClipEntry]:
     """The kept clips of a curated dataset, in shard order (input-video order, clip order)."""
     root = Path(root)
     index = _load_index(root)
-    sizes = {s["name"]: s["bytes"] for s in index["shards"]}
     out = []
     for s in index["shards"]:
-        shard = root / "shards" / s["name"]
-        if not shard.is_file() or shard.stat().st_size != sizes[s["name"]]:
-            raise InputError(shard, "shard missing or changed since the index was written (rerun `see3d curate`)")
+        shard = _shard(root, index, s["name"])
         for clip_id in s["clips"]:
             e = index["clips"][clip_id]
             out.append(ClipEntry(clip_id, shard, int(e["num_frames"]), tuple((m[0], int(m[1]), int(m[2])) for m in e["members"])))
@@ -67,7 +100,10 @@ def _assemble(entry_key: str, files: dict[str, bytes], shard: Path) -> tuple[np.
     meta_name = f"{entry_key}.json"
     if meta_name not in files:
         raise InputError(shard, f"clip {entry_key} has no metadata member")
-    meta = json.loads(files.pop(meta_name))
+    try:
+        meta = json.loads(files.pop(meta_name))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(shard, f"clip {entry_key}: metadata member is not JSON; the index does not match the shard (rerun `see3d curate`)") from e
     names = sorted(files)  # <clip_id>.<frame:04d>.<ext>: zero-padded, so name order = frame order
     frames = np.stack([_decode(files[n], n, shard) for n in names])
     return frames, meta
@@ -90,7 +126,7 @@ def read_clip(root: str | Path, key: str) -> tuple[np.ndarray, dict]:
     e = index["clips"].get(key)
     if e is None:
         raise InputError(root, f"no kept clip {key!r} in this dataset")
-    entry = ClipEntry(key, root / "shards" / e["shard"], int(e["num_frames"]), tuple((m[0], int(m[1]), int(m[2])) for m in e["members"]))
+    entry = ClipEntry(key, _shard(root, index, e["shard"]), int(e["num_frames"]), tuple((m[0], int(m[1]), int(m[2])) for m in e["members"]))
     return read_entry(entry)
 
 

@@ -2,7 +2,9 @@
 final packing of shards, index and manifest.
 
 Resumability: each finished video leaves ``work/videos/<video_key>.json`` (plus a ``.tar`` of its
-kept samples), written atomically. A rerun with the same settings skips those videos; killing the run
+kept samples), written atomically, with the content identity of the input (size, mtime, hash of its head
+and tail). A rerun with the same settings skips those videos unless the file changed since; videos whose
+row is an error are tried again (unless ``--no-retry-errors``). Killing the run
 at any moment loses only the videos in flight. Shards, ``index.json`` and ``manifest.parquet`` are
 rebuilt from the per-video results at the end of every run (each file atomically; unchanged shards are
 kept), also when the run is interrupted with Ctrl-C.
@@ -11,6 +13,7 @@ kept), also when the run is interrupted with Ctrl-C.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -22,9 +25,10 @@ from see3d.config import save_config
 from see3d.curation.config import CurateConfig
 from see3d.curation.process import VideoResult, _error_record, load_result, process_video, result_paths, video_key
 from see3d.curation.records import ClipRecord
-from see3d.curation.writer import ShardPart, pack_shards, write_manifest
+from see3d.curation.writer import ShardPart, commit_dataset, pack_shards
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic
+from see3d.io.fingerprint import file_identity
 from see3d.io.images import natural_key
 from see3d.log import get_logger, progress
 
@@ -33,16 +37,18 @@ log = get_logger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp")
 
 
-def list_inputs(inputs: Iterable[str | Path]) -> list[str]:
+def list_inputs(inputs: Iterable[str | Path], empty: list[str] | None = None) -> list[str]:
     """Expand inputs to video paths, as strings, in a stable order without duplicates.
 
     Each input is a video file (kept even when its extension is unknown or it is missing: it then
     becomes an ``error`` row), a folder (its video files, recursively, in natural order), or a
     ``.txt`` list with one path per line (``#`` comments; relative paths are relative to the list).
+    Folders and lists that yield no video are logged as warnings and appended to ``empty`` when given.
     """
     out: list[str] = []
     for item in inputs:
         p = Path(item)
+        n_before = len(out)
         if p.is_dir():
             found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS and not f.name.startswith(".")]
             out += [str(f) for f in sorted(found, key=lambda f: natural_key(str(f.relative_to(p))))]
@@ -54,6 +60,10 @@ def list_inputs(inputs: Iterable[str | Path]) -> list[str]:
                     out.append(str(q if q.is_absolute() else p.parent / q))
         else:
             out.append(str(item))
+        if len(out) == n_before:
+            log.warning("%s: %s holds no video files (extensions %s)", item, "folder" if p.is_dir() else "list", ", ".join(VIDEO_EXTENSIONS))
+            if empty is not None:
+                empty.append(str(item))
     return list(dict.fromkeys(out))
 
 
@@ -68,14 +78,47 @@ class CurateSummary:
     kept_clips: int = 0
     errors: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # clip reasons, plus errors by video
+    empty_inputs: list[str] = field(default_factory=list)  # folders / lists that held no video
 
     def line(self) -> str:
         rs = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
-        return f"{self.videos} videos ({self.processed} processed now, {self.errors} errors), {self.kept_clips} of {self.clips} clips kept ({rs}) -> {self.out}"
+        empty = f"; {len(self.empty_inputs)} input(s) held no videos: {', '.join(self.empty_inputs)}" if self.empty_inputs else ""
+        return (f"{self.videos} videos ({self.processed} processed now, {self.errors} errors), {self.kept_clips} of {self.clips} clips kept "
+                f"({rs}) -> {self.out}{empty}")  # fmt: skip
 
 
-def _init_worker() -> None:
-    """One thread per worker process for OpenCV and torch (the pool provides the parallelism)."""
+def die_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Make this (worker) process end when its parent (pid ``parent``) dies, even by ``kill -9``: on Linux the kernel
+    sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also exits the process once its parent
+    pid changes."""
+    import ctypes
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog below still works
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="see3d-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent: int) -> None:
+    """Worker set-up: die with the parent (no orphan keeps working after a kill); one thread per worker process
+    for OpenCV and torch (the pool provides the parallelism)."""
+    die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -88,7 +131,8 @@ def _init_worker() -> None:
 
 
 def _crash_result(video: str, cfg: CurateConfig, work_dir: Path, why: str) -> VideoResult:
-    res = VideoResult(video, video_key(video), cfg.digest(), [_error_record(video, video_key(video), labels.PROCESSING_ERROR, why)])
+    res = VideoResult(video, video_key(video), cfg.digest(), [_error_record(video, video_key(video), labels.PROCESSING_ERROR, why)],
+                      source_id=file_identity(video))  # fmt: skip
     write_json_atomic(result_paths(work_dir, res.video_key)[0], res.to_json(), indent=None)
     return res
 
@@ -106,7 +150,7 @@ def run_local(videos: list[str], cfg: CurateConfig, work_dir: Path) -> Iterator[
     ctx = mp.get_context("spawn")
     done: set[str] = set()
     try:
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(process_video, v, cfg, work_dir): v for v in videos}
             try:
                 for fut in as_completed(futures):
@@ -128,7 +172,7 @@ def run_local(videos: list[str], cfg: CurateConfig, work_dir: Path) -> Iterator[
         log.warning("a worker process died; running the %d unfinished videos one per process", len(rest))
         for v in rest:
             try:
-                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as pool:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                     res = pool.submit(process_video, v, cfg, work_dir).result()
             except BrokenProcessPool:
                 res = _crash_result(v, cfg, work_dir, "the worker process died while processing this video (decoder crash?)")
@@ -166,7 +210,7 @@ def finalize(out: Path, videos: list[str], cfg: CurateConfig) -> CurateSummary:
                 summary.errors += 1
                 summary.reasons[r.reason] = summary.reasons.get(r.reason, 0) + 1
             records.append(r)
-    write_manifest(out / "manifest.parquet", records)
+    commit_dataset(out, index, records)
     return summary
 
 
@@ -193,15 +237,16 @@ def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | No
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "output must be a folder")
-    videos = list_inputs(inputs)
+    empty: list[str] = []
+    videos = list_inputs(inputs, empty)
     if not videos:
-        raise InputError(None, "no input videos given")
+        raise InputError(None, "no input videos given" + (f" ({', '.join(empty)} held none)" if empty else ""))
     work_dir = out / "work" / "videos"
     work_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     save_config(cfg, out / "curate_config.json")
     digest = cfg.digest()
-    todo = [v for v in videos if load_result(work_dir, v, digest) is None]
+    todo = [v for v in videos if load_result(work_dir, v, digest, reuse_errors=not cfg.retry_errors) is None]
     log.info("%d videos, %d to process, %d finished earlier", len(videos), len(todo), len(videos) - len(todo))
     bar = progress(total=len(todo), desc="curate", unit="video", disable=None if cfg.progress else True)
     processed = 0
@@ -221,4 +266,5 @@ def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | No
         bar.close()
         summary = finalize(out, videos, cfg)  # also after Ctrl-C: what finished is packed
     summary.processed = processed
+    summary.empty_inputs = empty
     return summary

@@ -35,28 +35,32 @@ import cv2
 import numpy as np
 
 from see3d import labels
+from see3d.config import check_fields
 from see3d.errors import InputError
-from see3d.io.video import DecodedFrame, iter_decoded, probe_video
+from see3d.io.video import DecodedFrame, check_complete, iter_decoded, probe_video
 
 
 @dataclass
 class SampleConfig:
     """Stage 1 settings."""
 
-    fps: float = field(default=2.0, metadata={"help": "sampled frames per second of video"})
-    short_side: int = field(default=256, metadata={"help": "analysis resolution: short side in pixels (never upscaled)"})
-    output_short_side: int = field(default=512, metadata={"help": "stored frames: short side in pixels (never upscaled; 0 = analysis size)"})
-    clip_seconds: float = field(default=10.0, metadata={"help": "longest clip, seconds; longer shots are split"})
-    min_frames: int = field(default=8, metadata={"help": "fewest sampled frames in a clip (fewer: too_short / scene_cut)"})
-    cut_fps: float = field(default=10.0, metadata={"help": "rate at which frames are compared for scene cuts"})
+    fps: float = field(default=2.0, metadata={"gt": 0, "help": "sampled frames per second of video"})
+    short_side: int = field(default=256, metadata={"min": 16, "help": "analysis resolution: short side in pixels (never upscaled)"})
+    output_short_side: int = field(default=512, metadata={"min": 0, "help": "stored frames: short side in pixels (never upscaled; 0 = analysis size)"})
+    clip_seconds: float = field(default=10.0, metadata={"gt": 0, "help": "longest clip, seconds; longer shots are split"})
+    min_frames: int = field(default=8, metadata={"min": 1, "help": "fewest sampled frames in a clip (fewer: too_short / scene_cut)"})
+    cut_fps: float = field(default=10.0, metadata={"min": 0, "help": "rate at which frames are compared for scene cuts (0: only the sampled frames)"})
     cut_threshold: float = field(default=0.5, metadata={"help": "HSV-histogram Bhattacharyya distance that always marks a scene cut"})
     cut_min: float = field(default=0.25, metadata={"help": "smallest distance that marks a cut when it is also cut_ratio x the recent median"})
     cut_ratio: float = field(default=3.0, metadata={"help": "a distance this many times the median of the last 8 marks a cut"})
-    max_seconds: float = field(default=0.0, metadata={"help": "read at most this many seconds of each video (0 = all)"})
-    max_input_pixels: int = field(default=7680 * 4320, metadata={"help": "larger inputs are rejected as errors (0 = no limit)"})
-    decode_threads: int = field(default=1, metadata={"help": "decoder threads per video (1 is most efficient per core)"})
+    max_seconds: float = field(default=0.0, metadata={"min": 0, "help": "read at most this many seconds of each video (0 = all)"})
+    max_input_pixels: int = field(default=7680 * 4320, metadata={"min": 0, "help": "larger inputs are rejected as errors (0 = no limit)"})
+    decode_threads: int = field(default=1, metadata={"min": 1, "help": "decoder threads per video (1 is most efficient per core)"})
     lazy_max_pixels: int = field(default=1920 * 1088, metadata={"help": "inputs up to this size keep decoded frames until a clip is kept"})
     skip_nonref: bool = field(default=True, metadata={"help": "skip decoding non-reference frames (B-frames) when the video has >= 4x the sampled rate"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -263,6 +267,8 @@ class ClipSampler:
                 yield buffer.emit(buffer.max_len, False)  # the rest of the shot keeps >= min_frames frames
         if st.decoded_frames == 0:
             raise InputError(self.path, "video has no decodable frames")
+        if not (cfg.max_seconds > 0 and t - first_t > cfg.max_seconds):  # read to the end: all of it must be there
+            check_complete(self.path, info, t, errors)
         st.warnings.extend(errors)
         yield from buffer.flush(cut_after=False)
         st.clips = buffer.clips

@@ -17,7 +17,9 @@ Clip values are the largest over pairs, divided by the image diagonal. Decision:
   homography is only tracking drift) and motion >= ``small_motion`` -> ``rotation_only`` (the image
   moves a lot, yet one homography explains it: a pan/tilt about the optical centre);
 - parallax low and motion < ``small_motion``     -> ``small_motion``;
-- fewer than ``min_tracks`` tracks                  -> ``small_motion`` (viewpoint change not measurable).
+- fewer than ``min_tracks`` tracks                  -> ``small_motion`` (viewpoint change not measurable);
+- no frame pair shares ``min_common`` tracks       -> ``untrackable`` (tracks break between every two sampled
+  frames, e.g. a fast pan at a low sampling rate: the motion is unknown, never ``static_camera``).
 
 A camera translating over a planar scene (e.g. a drone over flat ground) is also explained by a
 homography and is reported as ``rotation_only``: such clips carry no depth variation either.
@@ -91,11 +93,13 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
     vis = tracks.visible
     n, T = vis.shape
     best_m, best_p, ratio = 0.0, 0.0, float("nan")
+    measured = 0
     for t in range(1, T):
         common = (vis[:, :t] & vis[:, t : t + 1]).sum(0)
         ok = np.flatnonzero(common >= cfg.min_common)
         if not len(ok):
             continue
+        measured += 1
         r = int(ok[0])
         sel = vis[:, r] & vis[:, t]
         m, p = pair_motion(tracks.xy[sel, r], tracks.xy[sel, t], cfg)
@@ -105,6 +109,9 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
     motion, parallax = best_m / diag, best_p / diag
     if n < cfg.min_tracks:
         reason, msg = labels.SMALL_MOTION, f"only {n} trackable points: viewpoint change not measurable"
+    elif measured == 0:  # motion 0 here means "not measured", not "no motion"
+        reason, msg = labels.UNTRACKABLE, (f"no two frames share {cfg.min_common} tracked points ({n} short tracks): the camera motion "
+                                           "cannot be measured (too fast or too little texture for the sampling rate)")  # fmt: skip
     elif motion < cfg.static_motion:
         reason, msg = labels.STATIC_CAMERA, f"motion {motion:.5f} < {cfg.static_motion} of the diagonal"
     elif parallax < cfg.min_parallax or parallax < cfg.min_parallax_ratio * motion:

@@ -3,8 +3,9 @@
 Layout of the output folder::
 
     manifest.parquet            one row per input video and per clip (schema: records.MANIFEST_SCHEMA)
-    shards/shard-000000.tar     WebDataset shards of the kept clips
-    shards/index.json           clip_id -> shard, frame count, member names, byte offsets and sizes
+    shards/shard-000000-<digest>.tar  WebDataset shards of the kept clips (named by content, never rewritten)
+    shards/index.json           clip_id -> shard, frame count, member names, byte offsets and sizes; the
+                                dataset's ``generation`` (also in the manifest's schema metadata)
     curate_config.json          the configuration of the last run
     work/videos/<video_key>.json    per-video result (records, timings): the resume marker
     work/videos/<video_key>.tar     per-video kept samples, packed into the shards
@@ -15,7 +16,8 @@ A sample (one kept clip) in a shard is the WebDataset group with key ``<clip_id>
 reads them as dicts with keys ``json``, ``0000.jpg``, ``0001.jpg``, ...
 
 Every file is written to a temporary name and renamed, so a run killed at any moment leaves only
-complete files. Tar members have fixed metadata (mtime 0, uid/gid 0), so outputs are byte-identical
+complete files; the set (shards, manifest, index) switches at once when the index is replaced
+(:func:`commit_dataset`), and readers detect a manifest of another generation. Tar members have fixed metadata (mtime 0, uid/gid 0), so outputs are byte-identical
 for identical inputs and settings.
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from see3d.curation.records import ClipRecord, records_to_table
+from see3d.curation.records import ClipRecord, record_to_dict, records_to_table
 from see3d.io.atomic import atomic_path, write_json_atomic
 
 INDEX_FORMAT = "see3d-curation-shards"
@@ -139,45 +141,61 @@ def _write_shard(path: Path, parts: list[ShardPart]) -> None:
 
 
 def pack_shards(out_dir: str | Path, parts: list[ShardPart], max_bytes: int, frame_format: str = "jpg") -> dict:
-    """(Re)build ``out_dir/shards`` from per-video tars and write ``shards/index.json`` atomically.
+    """Build the shards of ``out_dir/shards`` from per-video tars; returns the index (not yet written: see
+    :func:`commit_dataset`).
 
-    Shards whose planned content (the same per-video tars, by digest) matches the existing index are
-    kept as they are, so appending videos to a finished run only writes the new shards. Shards no
-    longer in the plan are removed after the new index is in place. Returns the index.
+    A shard's name carries a digest of its planned content (``shard-000003-<digest>.tar``), so a shard file
+    is never rewritten in place: an existing one with the right name is kept as it is (appending videos to a
+    finished run only writes the new shards), a changed one gets a new name beside the old, which the
+    current index keeps pointing at until :func:`commit_dataset` switches it.
     """
     shard_dir = Path(out_dir) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    index_path = shard_dir / "index.json"
-    old = {}
-    if index_path.is_file():
-        try:
-            old = {s["name"]: s for s in json.loads(index_path.read_text()).get("shards", [])}
-        except (json.JSONDecodeError, OSError, AttributeError, KeyError, TypeError):
-            old = {}
     shards, clips = [], {}
     for i, group in enumerate(plan_shards(parts, max_bytes)):
-        name = f"shard-{i:06d}.tar"
-        path = shard_dir / name
         signature = [[p.video_key, p.digest] for p in group]
-        prev = old.get(name)
-        if not (prev and prev.get("parts") == signature and path.is_file() and path.stat().st_size == prev.get("bytes")):
+        name = f"shard-{i:06d}-{hashlib.sha1(json.dumps(signature).encode()).hexdigest()[:10]}.tar"
+        path = shard_dir / name
+        if not path.is_file():  # shards are written atomically: an existing one is complete
             _write_shard(path, group)
         members = _shard_members(path)
         for clip_id, entry in members.items():
             clips[clip_id] = {"shard": name, "num_frames": len(entry["members"]) - 1, "members": entry["members"]}
         shards.append({"name": name, "bytes": path.stat().st_size, "parts": signature, "clips": list(members)})
-    index = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "frame_format": frame_format, "shards": shards, "clips": clips}
-    write_json_atomic(index_path, index, indent=None)
-    keep = {s["name"] for s in shards}
-    for stale in shard_dir.glob("shard-*.tar"):
+    return {"format": INDEX_FORMAT, "version": INDEX_VERSION, "frame_format": frame_format, "shards": shards, "clips": clips}
+
+
+def commit_dataset(out_dir: str | Path, index: dict, records: list[ClipRecord]) -> str:
+    """Make ``index`` (from :func:`pack_shards`) and the manifest ``records`` the dataset, as one set.
+
+    Both get the same ``generation`` id; the manifest is written first, then ``shards/index.json``, the one
+    pointer readers follow (each atomically), then shards no index points at are removed. A run killed in
+    between leaves the previous index with its shards intact, and a manifest whose generation differs
+    from the index's, which :mod:`see3d.curation.reader` reports. Returns the generation id.
+    """
+    out_dir = Path(out_dir)
+    generation = hashlib.sha1(json.dumps([index["shards"], [record_to_dict(r) for r in records]], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    index = dict(index, generation=generation)
+    write_manifest(out_dir / "manifest.parquet", records, generation)
+    write_json_atomic(out_dir / "shards" / "index.json", index, indent=None)
+    keep = {s["name"] for s in index["shards"]}
+    for stale in (out_dir / "shards").glob("shard-*.tar"):
         if stale.name not in keep:
             stale.unlink()
-    return index
+    return generation
 
 
-def write_manifest(path: str | Path, records: list[ClipRecord]) -> None:
-    """Write ``manifest.parquet`` atomically (schema :data:`see3d.curation.records.MANIFEST_SCHEMA`)."""
+MANIFEST_GENERATION_KEY = b"see3d_generation"
+"""Key of the parquet schema metadata holding the dataset generation (equal to ``generation`` in index.json)."""
+
+
+def write_manifest(path: str | Path, records: list[ClipRecord], generation: str | None = None) -> None:
+    """Write ``manifest.parquet`` atomically (schema :data:`see3d.curation.records.MANIFEST_SCHEMA`), tagged with
+    the dataset ``generation`` (see :func:`commit_dataset`)."""
     import pyarrow.parquet as pq
 
+    table = records_to_table(records)
+    if generation is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MANIFEST_GENERATION_KEY: generation.encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(records_to_table(records), tmp)
+        pq.write_table(table, tmp)

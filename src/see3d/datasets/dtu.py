@@ -97,7 +97,7 @@ def read_dtu(folder: str | Path, factor: float = 1.0, use_scale_mat: bool = True
         w0, h0 = im.size
     size = downscaled_size(w0, h0, factor)
     imgs = load_images(images, size=size)
-    cameras = Cameras(np.stack(Ks), np.stack(c2ws), w0, h0).resized(*size)
+    cameras = Cameras(np.stack(Ks), np.stack(c2ws), w0, h0).check(cam_file).resized(*size)
     masks = None
     if mask_files is not None:
         if len(mask_files) != len(images):

@@ -26,7 +26,7 @@ from see3d.datasets.scene import Scene, downscaled_size
 from see3d.datasets.splits import Split
 from see3d.errors import InputError
 from see3d.io.cameras import Cameras
-from see3d.io.transforms_json import cameras_from_transforms
+from see3d.io.transforms_json import cameras_from_transforms, frame_path
 from see3d.io.views import Views
 
 SPLIT_FILES = ("split.json", "splits.json", "train_test_split.json")
@@ -47,12 +47,9 @@ def _load_json(path: Path) -> dict:
 
 
 def _resolve_image(folder: Path, rel: str, json_path: Path) -> Path:
-    p = folder / rel
+    p = frame_path(folder, rel, json_path)
     if p.is_file():
         return p
-    for ext in (".png", ".jpg", ".jpeg", ".PNG", ".JPG"):
-        if (q := p.with_name(p.name + ext)).is_file():
-            return q
     raise InputError(json_path, f"image {rel!r} not found next to it")
 
 
@@ -99,7 +96,7 @@ def _frames_to_views(json_path: Path, data: dict, frames: list[dict], factor: fl
     mask = np.stack(masks) if all(m is not None for m in masks) else None
     depth = None
     if all("depth_file_path" in f for f in frames):  # e.g. synthetic scenes written by Views.save
-        depth = np.stack([_load_depth(folder / str(f["depth_file_path"]), size) for f in frames])
+        depth = np.stack([_load_depth(frame_path(folder, str(f["depth_file_path"]), json_path), size) for f in frames])
     names = [str(Path(f["file_path"]).with_suffix("")).replace("/", "_").lstrip("._") for f in frames]
     return Views(np.stack(imgs), cams.resized(*size), depth, bool(data.get("depth_is_metric", True)), mask, names)
 

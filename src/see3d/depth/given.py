@@ -25,7 +25,8 @@ class GivenDepth:
     """Depth from files.
 
     Args:
-        source: a folder of depth files, or an explicit list of files (index order).
+        source: a folder of depth files, or an explicit list of files (index order; a list of one file is the map
+            of the single input image, whatever the names).
         kind: what the maps hold (default metric z-depth; ``relative_depth`` / ``relative_disparity`` for
             maps known only up to scale and shift).
         scale: multiplier applied on load (e.g. 0.001 for maps stored in millimetres as .npy).
@@ -57,6 +58,8 @@ class GivenDepth:
                 raise InputError(self.where, f"no depth map for image index {key} ({len(self.files)} maps)")
             return self.files[int(key)]
         stem = Path(str(key)).stem
+        if stem not in self.by_stem and self.where is None and len(self.files) == 1:
+            return self.files[0]  # one file given explicitly: the map of the (single) image, whatever its name
         if stem not in self.by_stem:
             raise InputError(self.where, f"no depth map for image {key!r} (expected {stem}.npy or {stem}.png)")
         return self.by_stem[stem]

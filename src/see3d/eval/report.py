@@ -129,20 +129,27 @@ def _published_table(protocol: str, ours_by_benchmark: dict[str, float]) -> list
     return lines + [""]
 
 
-def write_report(out: str | Path, results: list[SceneResult], header: dict, failures: list[dict] | None = None) -> dict:
-    """Write ``results.json``, ``results.md``, ``strips/<scene>.png`` and ``renders/<scene>/<view>.png`` into ``out``.
+def write_scene_images(out: str | Path, r: SceneResult) -> None:
+    """Write ``strips/<scene>.png`` and ``renders/<scene>/<view>.png`` of one scene into ``out``."""
+    out = Path(out)
+    if r.inputs is not None or r.truth is not None:
+        _save_png(out / "strips" / f"{r.scene}.png", make_strip(r))
+    if r.pred is not None:
+        for name, img in zip(r.test_names, r.pred):
+            _save_png(out / "renders" / r.scene / f"{name}.png", to_uint8(img))
+
+
+def write_report(out: str | Path, results: list[SceneResult], header: dict, failures: list[dict] | None = None, images: bool = True) -> dict:
+    """Write ``results.json``, ``results.md`` and (``images``) every scene's images (:func:`write_scene_images`) into ``out``.
 
     ``header`` holds run-level facts (protocol, method, command, config, lpips/mvd status, seconds).
     ``failures`` lists scenes that could not be evaluated (``{"scene", "error"}``). Returns the JSON dict.
     """
     out = Path(out)
     failures = failures or []
-    for r in results:
-        if r.inputs is not None or r.truth is not None:
-            _save_png(out / "strips" / f"{r.scene}.png", make_strip(r))
-        if r.pred is not None:
-            for name, img in zip(r.test_names, r.pred):
-                _save_png(out / "renders" / r.scene / f"{name}.png", to_uint8(img))
+    if images:
+        for r in results:
+            write_scene_images(out, r)
     overall = mean_metrics([r.mean for r in results]) if results else {"psnr": None, "ssim": None, "lpips": None}
     env = environment()
     data = _json_safe({**header, **env, "mean": overall, "num_scenes": len(results), "scenes": [r.to_json() for r in results], "failures": failures})
@@ -163,6 +170,8 @@ def _markdown(results: list[SceneResult], header: dict, overall: dict, env: dict
     protocol = header.get("protocol", "?")
     lines = [f"# see3d eval: {protocol}", ""]
     lines += [f"- method: {header.get('method', '?')}"]
+    if header.get("complete") is False:
+        lines += [f"- **incomplete: {header.get('scenes_pending', '?')} scene(s) not evaluated yet (run still going, or stopped)**"]
     for note in header.get("notes", []):
         lines += [f"- **{note}**"]
     lines += [f"- lpips: {header.get('lpips', '?')}", f"- command: `{header.get('command', '')}`", ""]

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from see3d.config import config_to_dict, save_config
+from see3d.config import check_fields, config_to_dict, save_config
 from see3d.datasets import find_scenes, load_scene
 from see3d.errors import InputError, See3DError
 from see3d.eval.protocols import SPARSE_VIEWS, GenerateFn, ReconstructFn, SceneResult, run_dense, run_single, run_sparse
-from see3d.eval.report import command_line, write_report
+from see3d.eval.report import command_line, write_report, write_scene_images
 from see3d.eval.scoring import Scorer
 from see3d.log import get_logger, progress
 
@@ -31,26 +31,29 @@ class EvalConfig:
         default="sparse3", metadata={"help": "sparseK: K input views -> (generate) -> 3DGS; single: one view in, generated frames scored; dense: every 8th view held out"}
     )
     format: Literal["auto", "llff", "dtu", "colmap", "transforms"] = field(default="auto", metadata={"help": "dataset format of the scenes"})
-    out: Path = field(default=Path("eval_out"), metadata={"help": "output folder (results.json, results.md, strips/, renders/)"})
+    out: Path = field(default=Path("eval_out"), metadata={"out_dir": True, "help": "output folder (results.json, results.md, strips/, renders/)"})
     mvd_weights: Path | None = field(
         default=None, metadata={"help": "See3D multi-view diffusion folder; without it the sparse protocols run the reconstruction-only baseline"}
     )
     depth_model: Path | None = field(
         default=None, metadata={"help": "with --mvd-weights: local transformers depth model folder for scenes without depth maps"}
     )
-    mvd_steps: int = field(default=50, metadata={"help": "with --mvd-weights: diffusion steps per generated chunk"})
-    mvd_size: int = field(default=512, metadata={"help": "with --mvd-weights: generation resolution (long side, multiple of 64)"})
-    iters: int | None = field(default=None, metadata={"help": "3DGS optimisation steps per scene (default: the reconstruction's own default)"})
+    mvd_steps: int = field(default=50, metadata={"min": 1, "help": "with --mvd-weights: diffusion steps per generated chunk"})
+    mvd_size: int = field(default=512, metadata={"min": 64, "multiple_of": 64, "help": "with --mvd-weights: generation resolution (long side, multiple of 64)"})
+    iters: int | None = field(default=None, metadata={"min": 1, "help": "3DGS optimisation steps per scene (default: the reconstruction's own default)"})
     lpips_weights: list[str] | None = field(
         default=None, metadata={"help": "LPIPS weight files/folders: the lpips package's alex.pth (or vgg.pth) and torchvision's backbone .pth; LPIPS is skipped without them"}
     )
-    factor: int | None = field(default=None, metadata={"help": "image downscale factor (default: the benchmark's: LLFF 8, DTU 4, COLMAP 4, transforms 1)"})
+    factor: int | None = field(default=None, metadata={"min": 1, "help": "image downscale factor (default: the benchmark's: LLFF 8, DTU 4, COLMAP 4, transforms 1)"})
     scenes: list[str] | None = field(default=None, metadata={"help": "only these scene names (sub-folders of --data)"})
-    generated_per_gap: int = field(default=4, metadata={"help": "sparse protocols with MVD: views generated between neighbouring inputs"})
-    single_targets: int = field(default=24, metadata={"help": "single protocol: number of later frames scored"})
+    generated_per_gap: int = field(default=4, metadata={"min": 1, "help": "sparse protocols with MVD: views generated between neighbouring inputs"})
+    single_targets: int = field(default=24, metadata={"min": 1, "help": "single protocol: number of later frames scored"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:1, ..."})
     splat: Any = field(default=None, metadata={"help": "3DGS settings (a see3d.splat.config.ReconstructConfig; the CLI's --splat-* options)"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def resolve_device(device: str) -> str:
@@ -111,23 +114,6 @@ def evaluate(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
-    results: list[SceneResult] = []
-    failures: list[dict] = []
-    for folder in progress(folders, desc=f"eval {cfg.protocol}", unit="scene"):
-        try:
-            scene = load_scene(folder, cfg.format, cfg.factor)
-            if sparse:
-                res = run_sparse(scene, SPARSE_VIEWS[cfg.protocol], reconstruct, scorer, generate, cfg.generated_per_gap, cfg.iters, cfg.seed)
-            elif cfg.protocol == "dense":
-                res = run_dense(scene, reconstruct, scorer, cfg.iters, cfg.seed)
-            else:
-                res = run_single(scene, generate, scorer, cfg.single_targets)
-        except See3DError as e:  # bad files, failed SfM, ...: recorded, and the other scenes go on
-            log.error("scene %s skipped: %s", folder.name, e)
-            failures.append({"scene": folder.name, "error": str(e)})
-            continue
-        log.info("%s: PSNR %.2f SSIM %.3f", res.scene, res.mean["psnr"], res.mean["ssim"])
-        results.append(res)
     if sparse:
         method = "see3d: MVD-generated views + 3DGS" if generate is not None else "reconstruction-only baseline: 3DGS from the inputs alone"
     else:
@@ -141,9 +127,37 @@ def evaluate(
         "device": device,
         "command": command or command_line(),
         "config": config_to_dict(cfg),
-        "seconds_total": time.perf_counter() - t_start,
     }
-    data = write_report(out, results, header, failures)
+    results: list[SceneResult] = []
+    failures: list[dict] = []
+
+    def report(finished: bool) -> dict:
+        """results.json / results.md as they stand: rewritten after every scene, so a crash loses no finished scene."""
+        state = {"complete": True} if finished else {"complete": False, "scenes_pending": len(folders) - len(results) - len(failures)}
+        return write_report(out, results, {**header, **state, "seconds_total": time.perf_counter() - t_start}, failures, images=False)
+
+    data = report(finished=False)
+    for folder in progress(folders, desc=f"eval {cfg.protocol}", unit="scene"):
+        try:
+            scene = load_scene(folder, cfg.format, cfg.factor)
+            if sparse:
+                res = run_sparse(scene, SPARSE_VIEWS[cfg.protocol], reconstruct, scorer, generate, cfg.generated_per_gap, cfg.iters, cfg.seed)
+            elif cfg.protocol == "dense":
+                res = run_dense(scene, reconstruct, scorer, cfg.iters, cfg.seed)
+            else:
+                res = run_single(scene, generate, scorer, cfg.single_targets)
+        except See3DError as e:  # bad files, failed SfM, ...: recorded, and the other scenes go on
+            log.error("scene %s skipped: %s", folder.name, e)
+            failures.append({"scene": folder.name, "error": str(e)})
+        except Exception as e:  # noqa: BLE001 - an unexpected failure of one scene is its row, not the end of the run
+            log.error("scene %s failed: %s: %s", folder.name, type(e).__name__, e, exc_info=log.isEnabledFor(10))
+            failures.append({"scene": folder.name, "error": f"{type(e).__name__}: {e}"})
+        else:
+            log.info("%s: PSNR %.2f SSIM %.3f", res.scene, res.mean["psnr"], res.mean["ssim"])
+            results.append(res)
+            write_scene_images(out, res)
+        data = report(finished=False)
+    data = report(finished=True)
     if not results:
         raise See3DError(f"no scene could be evaluated ({len(failures)} failed; see {out / 'results.md'})")
     return data

@@ -25,17 +25,26 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates 0600 files; give the result the usual permissions (0666 minus the umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        normal_permissions(tmp_path)  # after writing: some writers (safetensors) recreate the file as 0600
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def normal_permissions(path: str | Path) -> None:
+    """Give a written file, or every file and folder under a written folder, the usual permissions (0666 / 0777
+    minus the umask): temporary files (mkstemp, mkdtemp) and safetensors' writer create them private (0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path = Path(path)
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for p in paths:
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -91,6 +91,9 @@ def read_camera_path(path: str | Path) -> Cameras:
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(path, f"malformed camera entry ({e!r})") from e
     try:
-        return Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+        cams = Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+    except InputError:
+        raise
     except ValueError as e:
         raise InputError(path, str(e)) from e
+    return cams.check(path)

@@ -9,8 +9,11 @@ Conversions to other conventions live in :mod:`see3d.io.conventions` only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from see3d.errors import InputError
 
 
 @dataclass
@@ -47,6 +50,37 @@ class Cameras:
             raise ValueError(f"Cameras: image size must be positive, got {self.width}x{self.height}")
         if not (np.isfinite(self.K).all() and np.isfinite(self.c2w).all()):
             raise ValueError("Cameras: intrinsics or poses contain NaN or inf")
+
+    def check(self, source: str | Path | None = None, tol: float = 1e-3) -> Cameras:
+        """Validate cameras that enter the system (from a file or the Python API); returns ``self``.
+
+        Each camera must have finite values, a rigid ``c2w`` (last row ``0 0 0 1``; a proper rotation: orthonormal
+        within ``tol``, determinant +1, so not singular, scaled, sheared or mirrored), positive focal lengths, an
+        intrinsics last row ``0 0 1`` and its principal point inside the image (``0 <= cx <= width``,
+        ``0 <= cy <= height``).
+
+        Raises:
+            InputError: naming ``source`` and the first bad camera (index and what is wrong).
+        """
+        K, c2w, W, H = self.K, self.c2w, self.width, self.height
+        for i in range(len(self)):
+            what = f"camera {i}"
+            if not (np.isfinite(K[i]).all() and np.isfinite(c2w[i]).all()):
+                raise InputError(source, f"{what}: intrinsics or pose contain NaN or inf")
+            if np.abs(c2w[i, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max() > 1e-6:
+                raise InputError(source, f"{what}: camera-to-world last row is {c2w[i, 3].tolist()}, not [0, 0, 0, 1]")
+            R = c2w[i, :3, :3]
+            if np.abs(R @ R.T - np.eye(3)).max() > tol or np.linalg.det(R) <= 0:
+                raise InputError(source, f"{what}: camera-to-world rotation is not a proper rotation "
+                                         f"(singular, scaled, sheared or mirrored; det {np.linalg.det(R):.3g})")  # fmt: skip
+            fx, fy, cx, cy = K[i, 0, 0], K[i, 1, 1], K[i, 0, 2], K[i, 1, 2]
+            if not (fx > 0 and fy > 0):
+                raise InputError(source, f"{what}: focal length must be positive (fx {fx:g}, fy {fy:g} pixels)")
+            if np.abs(K[i, 2] - np.array([0.0, 0.0, 1.0])).max() > 1e-9 or K[i, 1, 0] != 0:
+                raise InputError(source, f"{what}: intrinsics are not a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
+            if not (0 <= cx <= W and 0 <= cy <= H):
+                raise InputError(source, f"{what}: principal point ({cx:g}, {cy:g}) lies outside the {W}x{H} image")
+        return self
 
     # ------------------------------------------------------------------ construction
     @staticmethod

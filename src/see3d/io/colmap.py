@@ -524,7 +524,7 @@ def model_to_cameras(
     if len(sizes) != 1:
         raise InputError(where, f"images have different sizes {sorted(sizes)}; Cameras needs one size")
     (w, h) = sizes.pop()
-    return Cameras(np.array(Ks), np.array(c2ws), w, h), [im.name for im in order], [im.id for im in order]
+    return Cameras(np.array(Ks), np.array(c2ws), w, h).check(where), [im.name for im in order], [im.id for im in order]
 
 
 def cameras_to_model(

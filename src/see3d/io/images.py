@@ -48,10 +48,13 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / max(float(arr.max()), 1.0)
                 im = Image.fromarray((arr * 255).astype(np.uint8))
-            im = im.convert("RGB")
+            has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+            im = im.convert("RGBA" if has_alpha else "RGB")
             if size is not None:
                 im = im.resize(tuple(size), Image.BICUBIC)
             arr = np.asarray(im, dtype=np.float32) / 255.0
+            if has_alpha:  # composite on black: colour times alpha
+                arr = arr[..., :3] * arr[..., 3:4]
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(path, f"not a readable image ({e})") from e
     return arr

@@ -56,7 +56,7 @@ def read_poses_bounds(path: str | Path, image_size: tuple[int, int] | None = Non
     K = np.zeros((len(arr), 3, 3))
     K[:, 0, 0] = K[:, 1, 1] = f
     K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = w / 2.0, h / 2.0, 1.0
-    cams = Cameras(K, llff_to_opencv(poses[:, :, :4]), int(round(w)), int(round(h)))
+    cams = Cameras(K, llff_to_opencv(poses[:, :, :4]), int(round(w)), int(round(h))).check(path)
     if image_size is not None:
         cams = cams.resized(*image_size)
     return cams, bounds

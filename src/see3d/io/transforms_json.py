@@ -8,6 +8,7 @@ top-level ones; Blender's ``camera_angle_x`` is read too. Distortion parameters 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +87,12 @@ def cameras_from_transforms(data: dict, path: str | Path, width: int | None = No
                 raise ValueError(f"frame {i}: transform_matrix has shape {m.shape}, expected 4x4")
             Ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
             c2ws.append(m)
-        return Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+        cams = Cameras(np.array(Ks), opengl_to_opencv(np.array(c2ws)), w, h)
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(path, f"malformed camera entry ({e})") from e
+    return cams.check(path)
 
 
 def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
@@ -101,3 +105,26 @@ def read_transforms_json(path: str | Path) -> tuple[Cameras, list[dict]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(path, f"not valid JSON ({e})") from e
     return cameras_from_transforms(data, path), data["frames"]
+
+
+def frame_path(folder: str | Path, rel: str, json_path: str | Path) -> Path:
+    """The file a frame entry of ``json_path`` names (``file_path``, ``depth_file_path``, ``mask_path``), relative to
+    ``folder``. A missing extension is tried as .png/.jpg/.jpeg (instant-ngp writes paths without one); the path
+    may not leave ``folder`` (an absolute path or ``..`` is refused: a scene reads only its own files).
+
+    Returns the path (which may not exist; the reader says so). Raises :class:`InputError` naming ``json_path``.
+    """
+    folder = Path(folder)
+    rel = str(rel)
+    inside = os.path.normpath(os.path.join(os.path.abspath(folder), rel))
+    root = os.path.abspath(folder)
+    if os.path.isabs(rel) or os.path.commonpath([root, inside]) != root:
+        raise InputError(json_path, f"frame path {rel!r} leaves the scene folder; paths must stay inside {folder}")
+    p = folder / rel
+    if p.exists():
+        return p
+    for ext in (".png", ".jpg", ".jpeg", ".PNG", ".JPG"):
+        for q in (p.with_name(p.name + ext), p.with_suffix(ext)):
+            if q.is_file():
+                return q
+    return p

@@ -28,6 +28,21 @@ class VideoInfo:
     rotation_deg: int  # display rotation from metadata (0, 90, 180, 270)
 
 
+class TruncatedVideoError(InputError):
+    """The container declares a longer video than its frames decode to (e.g. an incomplete download)."""
+
+
+def check_complete(path: str | Path, info: VideoInfo, last_time_s: float, errors: list[str] | None = None) -> None:
+    """Raise :class:`TruncatedVideoError` when the frames decoded up to ``last_time_s`` (seconds) stop short of the
+    duration ``info`` declares: by more than 1 s and 5% of it (skipped non-reference frames, estimated durations
+    of variable-rate files and rounding stay within that). ``errors``: decoder messages to quote."""
+    declared = float(info.duration_s or 0.0)
+    period = 1.0 / info.fps if info.fps and info.fps > 0 else 0.0
+    if declared > 0 and last_time_s + period < declared - max(1.0, 0.05 * declared):
+        why = f" ({'; '.join(errors)})" if errors else ""
+        raise TruncatedVideoError(path, f"truncated: the container says {declared:.1f} s but frames decode only to {last_time_s + period:.1f} s{why}")
+
+
 def _open(path: Path):
     import av
 

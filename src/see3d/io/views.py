@@ -18,7 +18,7 @@ import numpy as np
 from see3d.errors import InputError
 from see3d.io.cameras import Cameras
 from see3d.io.images import load_depth, load_image, load_mask, save_depth, save_image
-from see3d.io.transforms_json import read_transforms_json, write_transforms_json
+from see3d.io.transforms_json import frame_path, read_transforms_json, write_transforms_json
 
 
 @dataclass
@@ -108,16 +108,16 @@ class Views:
         for i, f in enumerate(frames):
             if "file_path" not in f:
                 raise InputError(tj, f"frame {i} has no file_path")
-            p = _resolve(folder, f["file_path"])
+            p = frame_path(folder, f["file_path"], tj)
             img = load_image(p)
             if img.shape[:2] != (cams.height, cams.width):
                 raise InputError(p, f"image is {img.shape[1]}x{img.shape[0]} but transforms.json says {cams.width}x{cams.height}")
             images.append(img)
             names.append(Path(f["file_path"]).stem)
             if "depth_file_path" in f:
-                depths.append(load_depth(_resolve(folder, f["depth_file_path"])))
+                depths.append(load_depth(frame_path(folder, f["depth_file_path"], tj)))
             if "mask_path" in f:
-                masks.append(load_mask(_resolve(folder, f["mask_path"])))
+                masks.append(load_mask(frame_path(folder, f["mask_path"], tj)))
         depth = np.stack(depths) if depths and len(depths) == len(images) else None
         mask = np.stack(masks) if masks and len(masks) == len(images) else None
         import json
@@ -125,13 +125,3 @@ class Views:
         meta = json.loads(tj.read_text())
         return cls(np.stack(images), cams, depth, bool(meta.get("depth_is_metric", True)), mask, names)
 
-
-def _resolve(folder: Path, rel: str) -> Path:
-    p = folder / rel
-    if p.exists():
-        return p
-    # instant-ngp style paths sometimes omit the extension
-    for ext in (".png", ".jpg", ".jpeg"):
-        if p.with_suffix(ext).exists():
-            return p.with_suffix(ext)
-    return p

@@ -13,9 +13,10 @@ Weights are only ever read with :mod:`safetensors` or ``torch.load(weights_only=
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -25,6 +26,35 @@ from see3d.io.weights import read_state_dict
 from see3d.log import get_logger
 
 log = get_logger(__name__)
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence the noise of diffusers / transformers model loading on stderr: their progress bars, the
+    ``torch_dtype`` deprecation FutureWarning (the argument still works in every supported version) and
+    info-level config notes. Real errors still raise; see3d's own warnings are unaffected."""
+    import warnings
+
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
+    d_bars, t_bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*`?torch_dtype`? is deprecated.*", category=FutureWarning)
+            yield
+    finally:
+        dlog.set_verbosity(d_level)
+        tlog.set_verbosity(t_level)
+        if d_bars:
+            dlog.enable_progress_bar()
+        if t_bars:
+            tlog.enable_progress_bar()
+
 
 WEIGHT_NAMES = (
     "diffusion_pytorch_model.safetensors",

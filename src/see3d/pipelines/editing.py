@@ -11,9 +11,12 @@ Conventions: OpenCV c2w; depth = z in scene units; images float32 (H, W, 3) in [
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
+from see3d.config import check_fields
 from see3d.depth.base import DepthBackend
 from see3d.errors import InputError
 from see3d.geometry.warp import warp_to_cameras
@@ -27,6 +30,18 @@ def edit_mask_from_difference(original: np.ndarray, edited: np.ndarray, threshol
     if dilate_px > 0:
         m = cv2.dilate(m, np.ones((2 * dilate_px + 1,) * 2, np.uint8))
     return m.astype(bool)
+
+
+@dataclass
+class EditConfig:
+    """Diffusion settings of ``see3d edit`` (used with See3D weights)."""
+
+    steps: int = field(default=50, metadata={"min": 1, "help": "diffusion steps"})
+    guidance: float = field(default=2.0, metadata={"help": "guidance scale"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def propagate_edit(

@@ -21,7 +21,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from see3d.config import save_config
+from see3d.config import check_fields, save_config
 from see3d.errors import InputError
 from see3d.io.images import IMAGE_EXTENSIONS, list_images, natural_key, save_image
 from see3d.log import get_logger
@@ -36,24 +36,27 @@ class MVDConfig:
     weights: Path = field(metadata={"help": "See3D weights folder (official MVD_weights layout)"})
     refs: Path = field(metadata={"help": "folder of reference images"})
     warps: Path = field(metadata={"help": "folder of warp_*.png target views and matching mask_*.png masks"})
-    out: Path = field(metadata={"help": "output folder"})
+    out: Path = field(metadata={"out_dir": True, "help": "output folder"})
     variant: Literal["auto", "single", "sparse"] = field(
         default="auto", metadata={"help": "UNet: single-view, sparse-view, or by reference count"}
     )
     sr: bool = field(default=False, metadata={"help": "also run the x2 super-resolution stage"})
-    steps: int = field(default=50, metadata={"help": "DDIM steps of the base stage"})
+    steps: int = field(default=50, metadata={"min": 1, "help": "DDIM steps of the base stage"})
     guidance: float = field(default=2.0, metadata={"help": "guidance s in (1+s) cond - s uncond (official 2.0)"})
-    sr_steps: int = field(default=30, metadata={"help": "DDIM steps of the SR stage"})
+    sr_steps: int = field(default=30, metadata={"min": 1, "help": "DDIM steps of the SR stage"})
     sr_guidance: float = field(default=1.0, metadata={"help": "guidance of the SR stage (official 1.0)"})
     seed: int = field(default=0, metadata={"help": "random seed (all noise is drawn from it)"})
-    size: int = field(default=512, metadata={"help": "model resolution of the base stage (SR doubles it)"})
-    group_size: int | None = field(default=None, metadata={"help": "targets per multi-view group (default: all at once)"})
+    size: int = field(default=512, metadata={"min": 64, "multiple_of": 64, "help": "model resolution of the base stage (SR doubles it)"})
+    group_size: int | None = field(default=None, metadata={"min": 1, "help": "targets per multi-view group (default: all at once)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 ... (auto: cuda when available)"})
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = field(
         default="auto", metadata={"help": "auto: float16 on cuda, float32 on cpu"}
     )
     offload: bool = field(default=False, metadata={"help": "model CPU offload (cuda only): less GPU memory, slower"})
     vae_tiling: bool = field(default=True, metadata={"help": "tiled VAE for large images (official)"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass

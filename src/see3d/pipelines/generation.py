@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
+from see3d.config import check_fields
 from see3d.depth.base import DepthBackend, DepthPrediction
 from see3d.errors import InputError, See3DError
 from see3d.geometry.align import align_depth, align_depth_to_points
@@ -47,13 +48,13 @@ class GenerateConfig:
     """Settings of ``see3d generate`` (the CLI exposes every field)."""
 
     path: str = field(default="orbit_right", metadata={"help": "camera path preset (see `see3d.geometry.paths.list_paths()`)"})
-    n_frames: int = field(default=16, metadata={"help": "number of new views along the path (single view / text)"})
+    n_frames: int = field(default=16, metadata={"min": 1, "help": "number of new views along the path (single view / text)"})
     chunk_size: int = field(
-        default=4, metadata={"help": "new views generated per diffusion call; each chunk is warped from all views so far"}
+        default=4, metadata={"min": 1, "help": "new views generated per diffusion call; each chunk is warped from all views so far"}
     )
-    size: int = field(default=512, metadata={"help": "working resolution: long image side in pixels (rounded to multiples of 64)"})
-    fov_deg: float = field(default=55.0, metadata={"help": "horizontal field of view (degrees) assumed for a single input image"})
-    steps: int = field(default=50, metadata={"help": "diffusion steps"})
+    size: int = field(default=512, metadata={"min": 64, "help": "working resolution: long image side in pixels (rounded to multiples of 64)"})
+    fov_deg: float = field(default=55.0, metadata={"gt": 0, "lt": 180, "help": "horizontal field of view (degrees) assumed for a single input image"})
+    steps: int = field(default=50, metadata={"min": 1, "help": "diffusion steps"})
     guidance: float = field(default=2.0, metadata={"help": "guidance scale s in (1+s)*cond - s*uncond (official 2.0)"})
     seed: int = field(default=0, metadata={"help": "random seed (results are reproducible for a seed)"})
     fill: Literal["mvd", "telea"] = field(
@@ -69,7 +70,10 @@ class GenerateConfig:
                           "grain of a small pixel-space model's fill; 1 for the shipped small model, 0 = off)"},
     )
     path_scale: float = field(default=1.0, metadata={"help": "multiplies the path's default motion (angles and distances)"})
-    depth_tol: float = field(default=0.03, metadata={"help": "relative depth tolerance of the warping z-buffer"})
+    depth_tol: float = field(default=0.03, metadata={"gt": 0, "help": "relative depth tolerance of the warping z-buffer"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 # ============================================================================================ fillers
@@ -123,6 +127,11 @@ class TeleaFiller:
         return np.stack(out)
 
 
+MIN_COVERAGE = 0.01
+"""A generated view whose warp covers less than this fraction of its pixels sees (almost) nothing of the known
+scene: its content is invented, so it is warned about and listed in ``coverage.json``."""
+
+
 # ============================================================================================ results
 @dataclass
 class GenerationResult:
@@ -134,6 +143,8 @@ class GenerationResult:
         num_inputs: how many of ``views`` are inputs (references).
         warps: (T, H, W, 3) warped condition images of the generated views.
         warp_masks: (T, H, W) bool, True = pixel came from the warp.
+        coverage: (T,) fraction of each generated view's pixels that the warp provided (what the camera sees of
+            the scene known so far; below :data:`MIN_COVERAGE` the view is invented and a warning is logged).
     """
 
     views: Views
@@ -141,10 +152,13 @@ class GenerationResult:
     warps: np.ndarray
     warp_masks: np.ndarray
     cache: PointCache | None = None
+    coverage: np.ndarray | None = None
 
     def save(self, out: str | Path) -> Path:
         """Write ``images/ depth/ masks/ transforms.json`` plus the official See3D input layout
-        (``official/refs/ref_XXX.png``, ``official/warps/warp_XXX.png`` + ``mask_XXX.png``) and the point cache."""
+        (``official/refs/ref_XXX.png``, ``official/warps/warp_XXX.png`` + ``mask_XXX.png``), the point cache and
+        ``coverage.json`` (per generated view: the fraction of pixels the warp provided)."""
+        from see3d.io.atomic import write_json_atomic
         from see3d.io.images import save_image
 
         out = Path(out)
@@ -156,6 +170,10 @@ class GenerationResult:
             save_image(out / "official" / "warps" / f"mask_{i:03d}.png", m)
         if self.cache is not None and len(self.cache):
             self.cache.save_ply(out / "points.ply")
+        coverage = self.warp_masks.mean(axis=(1, 2)) if self.coverage is None else self.coverage
+        names = self.views.names[self.num_inputs :]
+        write_json_atomic(out / "coverage.json", {"min_coverage": MIN_COVERAGE, "views": {n: round(float(c), 6) for n, c in zip(names, coverage, strict=True)},
+                                                  "seeing_nothing": [n for n, c in zip(names, coverage, strict=True) if c < MIN_COVERAGE]})  # fmt: skip
         return out
 
 
@@ -248,12 +266,17 @@ def generate_along_path(
     cache = PointCache(depth_tol=depth_tol)
     for i in range(len(inputs)):
         cache.add_view(inputs.images[i], inputs.depth[i], inputs.cameras[i], None if inputs.masks is None else inputs.masks[i])
-    images, depths, warps, masks = [], [], [], []
+    images, depths, warps, masks, coverage = [], [], [], [], []
     starts = list(range(0, len(targets), max(1, chunk_size)))
     for ci, s in enumerate(progress(starts, desc="generate", unit="chunk")):
         cams = targets[s : s + chunk_size]
         r = cache.render(cams)
         w_img, w_mask, w_depth = r.numpy()
+        for j, c in enumerate(w_mask.mean(axis=(1, 2))):
+            coverage.append(float(c))
+            if c < MIN_COVERAGE:
+                log.warning("target view %s sees almost nothing of the scene (%.2f%% of its pixels warped); its content is invented "
+                            "(check the camera's position and field of view)", names[s + j], 100 * c)  # fmt: skip
         filled = np.asarray(filler(inputs.images, w_img, w_mask), dtype=np.float32)
         if filled.shape != w_img.shape:
             raise See3DError(f"hole filler returned {filled.shape}, expected {w_img.shape}")
@@ -280,7 +303,7 @@ def generate_along_path(
         np.concatenate([np.ones(inputs.images.shape[:3], bool) if inputs.masks is None else inputs.masks, np.concatenate(masks)]),
         list(inputs.names) + names,
     )
-    return GenerationResult(all_views, n_in, np.concatenate(warps), np.concatenate(masks), cache)
+    return GenerationResult(all_views, n_in, np.concatenate(warps), np.concatenate(masks), cache, np.asarray(coverage))
 
 
 # ============================================================================================ entry points
@@ -344,6 +367,10 @@ def generate_from_image(
         depth_backend: depth of the input image (queried with ``key=name``).
         new_view_depth: depth backend for generated views ("same": ``depth_backend``; None: warped depth only).
     """
+    if camera is not None:
+        camera.check("the input camera")
+    if targets is not None:
+        targets.check("the target cameras")
     refs = prepare_single_view(image, depth_backend, cfg, camera, name)
     if targets is None:
         targets = path_cameras(refs.cameras, refs.depth[0], cfg, **path_params)
@@ -375,6 +402,7 @@ def prepare_sparse_views(images: list[np.ndarray], names: list[str], depth_backe
         cameras = sfm.cameras
     if len(cameras) != len(images):
         raise InputError(None, f"{len(images)} images but {len(cameras)} cameras")
+    cameras.check("the input cameras")
     W, H = working_size(w0, h0, cfg.size)
     cams = cameras.resized(W, H)
     imgs = np.stack([resize_view(im, W, H) for im in images])

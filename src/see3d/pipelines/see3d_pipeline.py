@@ -40,6 +40,7 @@ from see3d.conditioning.visual_condition import (
 )
 from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger, progress
+from see3d.models.loading import quiet_loading
 from see3d.models.mv_unet import MultiViewUNet
 from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
 from see3d.pipelines.fill_smoothing import smooth_fill
@@ -130,9 +131,11 @@ class See3DPipeline(DiffusionPipeline):
         folder = Path(folder)
         # both layouts have a model_index.json; a save_pretrained folder keeps its UNet directly in unet/
         if not (folder / "unet" / "config.json").is_file() or (folder / "unet" / "single").is_dir():
-            return cls.from_official(folder, variant=variant, torch_dtype=torch_dtype, sr=sr)
+            with quiet_loading():
+                return cls.from_official(folder, variant=variant, torch_dtype=torch_dtype, sr=sr)
         try:
-            pipe = cls.from_pretrained(str(folder), torch_dtype=torch_dtype or torch.float32, local_files_only=True)
+            with quiet_loading():
+                pipe = cls.from_pretrained(str(folder), torch_dtype=torch_dtype or torch.float32, local_files_only=True)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError, AttributeError) as e:
             raise WeightsError(folder, f"cannot load the pipeline folder: {e}") from e
         if sr and pipe.sr_unet is None:

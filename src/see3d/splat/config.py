@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from see3d.config import check_fields
+
 
 @dataclass
 class ReconstructConfig:
-    iters: int = field(default=3000, metadata={"help": "optimisation steps (one training view per step)"})
+    iters: int = field(default=3000, metadata={"min": 1, "help": "optimisation steps (one training view per step)"})
     sh_degree: int = field(default=3, metadata={"help": "spherical-harmonics degree of the result (0..3)"})
     backend: Literal["auto", "cpu", "torch", "gsplat"] = field(default="auto", metadata={"help": "rasterizer: gsplat on CUDA, numba on CPU"})
     device: str = field(default="auto", metadata={"help": "torch device: auto (cuda when gsplat can run), cpu, cuda"})
@@ -22,10 +24,10 @@ class ReconstructConfig:
     init: Literal["auto", "points", "depth", "random"] = field(
         default="auto", metadata={"help": "initial splats: given SfM points, unprojected metric depth, or random in the view frusta (auto: first available)"}
     )
-    init_points: int = field(default=100_000, metadata={"help": "number of initial splats for depth/random init"})
+    init_points: int = field(default=100_000, metadata={"min": 1, "help": "number of initial splats for depth/random init"})
     init_opacity: float = field(default=0.1, metadata={"help": "initial opacity of every splat"})
     # loss
-    lambda_dssim: float = field(default=0.2, metadata={"help": "weight of D-SSIM against L1"})
+    lambda_dssim: float = field(default=0.2, metadata={"min": 0, "max": 1, "help": "weight of D-SSIM against L1"})
     background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0], metadata={"help": "background colour behind the splats (RGB in [0,1])"})
     random_background: bool | None = field(default=None, metadata={"help": "random background colour every step (default: on with --sparse)"})
     scale_reg: float | None = field(default=None, metadata={"help": "weight of a penalty on splat size / scene extent (default: 0.01 with --sparse, else 0)"})
@@ -48,13 +50,12 @@ class ReconstructConfig:
     percent_dense: float = field(default=0.01, metadata={"help": "splats larger than this fraction of the scene extent are split, smaller ones cloned"})
     prune_opacity: float = field(default=0.005, metadata={"help": "prune splats whose opacity falls below this"})
     opacity_reset_every: int | None = field(default=None, metadata={"help": "steps between opacity resets while densifying (default max(100, iters/10); 0 = never)"})
-    max_gaussians: int = field(default=1_000_000, metadata={"help": "densification stops adding splats past this count"})
+    max_gaussians: int = field(default=1_000_000, metadata={"min": 1, "help": "densification stops adding splats past this count"})
     # bookkeeping
-    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (0 = only at the end)"})
+    checkpoint_every: int = field(default=1000, metadata={"min": 0, "help": "steps between checkpoints (0 = only at the end)"})
 
     def __post_init__(self) -> None:
-        if self.iters < 1:
-            raise ValueError(f"iters must be >= 1, got {self.iters}")
+        check_fields(self)
         if not 0 <= self.sh_degree <= 3:
             raise ValueError(f"sh_degree must be 0..3, got {self.sh_degree}")
         if len(self.background) != 3:

@@ -11,6 +11,7 @@ torch RNG state) plus ``checkpoint.json`` (step, config, numpy RNG state); both 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict
@@ -31,7 +32,18 @@ from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
 from see3d.splat.rasterize import render, resolve_backend
 
 log = get_logger(__name__)
-CKPT_VERSION = 1
+CKPT_VERSION = 2
+
+
+def views_digest(views: Views) -> str:
+    """A fingerprint of training data (names, cameras, and every image at a 1/4 pixel stride), stored in a
+    checkpoint so a resume on other data is refused."""
+    h = hashlib.sha1()
+    h.update("\0".join(views.names).encode())
+    for a in (views.cameras.K, views.cameras.c2w, np.asarray([views.cameras.width, views.cameras.height])):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).round(9).tobytes())
+    h.update(np.ascontiguousarray(views.images[:, ::4, ::4], dtype=np.float32).tobytes())
+    return h.hexdigest()[:20]
 
 
 def resolve_device(cfg: ReconstructConfig) -> torch.device:
@@ -228,11 +240,13 @@ class SplatTrainer:
         tensors["stats/grad_count"] = self.grad_count.cpu()
         tensors["rng/torch"] = self.gen.get_state()
         tensors = {k: v.contiguous() for k, v in tensors.items()}
+        data = views_digest(self.views)
         with atomic_path(out_dir / "checkpoint.safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata={"step": str(self.step)})
+            save_file(tensors, str(tmp), metadata={"step": str(self.step), "data": data})
         state = {
             "version": CKPT_VERSION,
             "step": self.step,
+            "data": data,
             "num_views": len(self.views),
             "num_gaussians": len(self.sp),
             "extent": self.extent,
@@ -248,7 +262,7 @@ class SplatTrainer:
     @classmethod
     def load(cls, out_dir: str | Path, views: Views, cfg: ReconstructConfig | None = None) -> SplatTrainer:
         """Resume from a checkpoint in ``out_dir``. ``cfg`` (default: the saved one) may change ``iters``."""
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         out_dir = Path(out_dir)
@@ -258,12 +272,20 @@ class SplatTrainer:
         try:
             state = json.loads(js.read_text())
             tensors = load_file(str(st_path))
+            with safe_open(str(st_path), "pt") as f:
+                meta = f.metadata() or {}
         except (json.JSONDecodeError, SafetensorError, OSError) as e:
             raise InputError(out_dir, f"checkpoint is unreadable ({e})") from e
         if state.get("version") != CKPT_VERSION:
             raise InputError(js, f"checkpoint version {state.get('version')} is not {CKPT_VERSION}")
+        if meta.get("step") != str(state.get("step")):
+            raise InputError(out_dir, f"checkpoint.json (step {state.get('step')}) and checkpoint.safetensors (step {meta.get('step')}) "
+                                      "come from different saves; start again without --resume")  # fmt: skip
         if state.get("num_views") != len(views):
             raise InputError(js, f"checkpoint was trained on {state.get('num_views')} views, not the {len(views)} given")
+        if state.get("data") != views_digest(views) or meta.get("data") != state.get("data"):
+            raise InputError(js, "checkpoint was trained on other data (images or cameras differ from the ones given); "
+                                 "resume with the same --data, or start again without --resume")  # fmt: skip
         if cfg is None:
             cfg = ReconstructConfig(**state["config"])
         p = {k: tensors[f"param/{k}"] for k in FIELDS}

@@ -9,6 +9,7 @@ Writes into ``out``: ``splats.ply`` (standard 3DGS layout), ``config.json``, ``c
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from see3d.config import save_config
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic
+from see3d.io.outdir import check_out_dir
 from see3d.io.views import Views
 from see3d.log import get_logger
 from see3d.splat.config import ReconstructConfig
@@ -82,6 +84,7 @@ def reconstruct(
     cfg: ReconstructConfig | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     holdout_every: int = 0,
     train_views: list[int] | None = None,
     mesh: str | None = None,
@@ -97,11 +100,19 @@ def reconstruct(
         train_views: indices (among the non-held-out views) to train on, e.g. 3 views for the sparse setting.
         mesh: None, "ply" or "glb": also extract a TSDF mesh from the training cameras.
         video: also render ``flythrough.mp4`` (``video_frames`` frames at 24 fps) along a path through the training cameras.
+        resume: continue from the checkpoint in ``out`` (refused when it was made from other data).
+        overwrite: without ``resume``, ``out`` must be new or empty unless this is set (its old content is then removed
+            first), so the folder always describes one run.
     """
     cfg = cfg or ReconstructConfig()
     if isinstance(data, Views):
         data = TrainingData(data)
+    data.views.cameras.check("the training cameras")  # before anything is written
     out = Path(out)
+    if not resume:
+        check_out_dir(out, overwrite)
+        if overwrite and out.is_dir():
+            shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     views = data.views
     n = len(views)

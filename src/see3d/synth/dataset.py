@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from see3d.config import save_config
+from see3d.config import check_fields, save_config
 from see3d.io.atomic import write_json_atomic
 from see3d.io.images import save_image
 from see3d.io.video import write_video
@@ -41,16 +41,19 @@ CYCLE = ("orbit", "dynamic", "dolly", "static_camera", "pan", "rotation_only", "
 class SynthSetConfig:
     """Options of ``see3d synth`` / :func:`write_labeled_set`."""
 
-    out: Path = field(metadata={"help": "output folder"})
-    n: int = field(default=50, metadata={"help": "number of clips"})
+    out: Path = field(metadata={"out_dir": True, "help": "output folder"})
+    n: int = field(default=50, metadata={"min": 1, "help": "number of clips"})
     seed: int = field(default=0, metadata={"help": "seed of the whole set (clip seeds derive from it)"})
-    size: list[int] = field(default_factory=lambda: [256], metadata={"help": "frame size: S (square) or W H, pixels"})
-    frames: int = field(default=48, metadata={"help": "frames per clip (too_short clips keep 4-6)"})
-    fps: float = field(default=24.0, metadata={"help": "frame rate of the videos; object motion is in seconds"})
+    size: list[int] = field(default_factory=lambda: [256], metadata={"min": 8, "help": "frame size: S (square) or W H, pixels"})
+    frames: int = field(default=48, metadata={"min": 1, "help": "frames per clip (too_short clips keep 4-6)"})
+    fps: float = field(default=24.0, metadata={"gt": 0, "help": "frame rate of the videos; object motion is in seconds"})
     kinds: list[str] | None = field(
         default=None, metadata={"help": f"restrict to these clip kinds, cycled in order (any of {', '.join(KINDS)})"}
     )
-    workers: int = field(default=1, metadata={"help": "parallel worker processes"})
+    workers: int = field(default=1, metadata={"min": 0, "help": "parallel worker processes (0 or 1: in this process)"})
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)

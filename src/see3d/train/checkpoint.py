@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from see3d.errors import InputError
-from see3d.io.atomic import atomic_path, write_json_atomic
+from see3d.io.atomic import atomic_path, normal_permissions, write_json_atomic
 from see3d.log import get_logger
 
 log = get_logger(__name__)
@@ -58,6 +58,7 @@ def latest_checkpoint(output_dir: Path) -> tuple[int, Path] | None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move the complete folder ``tmp`` onto ``final`` (an old ``final`` is removed afterwards)."""
+    normal_permissions(tmp)  # safetensors writes 0600 files; results are 0644 like everything else
     old = None
     if final.exists():
         old = final.with_name(f".old-{final.name}-{os.getpid()}")
@@ -125,6 +126,27 @@ def load_checkpoint(accelerator, folder: Path, ema=None) -> dict:
             log.warning("%s has no EMA weights; EMA restarts from the current model", folder)
             ema.shadow_params = [p.clone().detach() for p in ema.shadow_params]
     return state
+
+
+def resume_latest(accelerator, output_dir: Path, ema=None) -> tuple[dict, Path] | None:
+    """Restore the newest checkpoint in ``output_dir`` that loads; returns ``(trainer_state, folder)`` or None when
+    there is none. A damaged checkpoint (e.g. a truncated file) is skipped with a warning for the previous one;
+    :class:`InputError` when every checkpoint is damaged."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    found = list_checkpoints(output_dir)
+    errors = []
+    for _, folder in reversed(found):
+        try:
+            return load_checkpoint(accelerator, folder, ema), folder
+        except (InputError, SafetensorError, OSError, RuntimeError, ValueError, EOFError, KeyError, pickle.UnpicklingError) as e:
+            errors.append(f"{folder.name}: {type(e).__name__}: {e}")
+            log.warning("checkpoint %s is damaged (%s: %s); falling back to the previous one", folder, type(e).__name__, e)
+    if found:
+        raise InputError(Path(output_dir) / CHECKPOINTS, "no checkpoint could be loaded (" + "; ".join(errors) + ")")
+    return None
 
 
 def save_model_folder(model, folder: Path) -> Path:

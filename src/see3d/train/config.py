@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from see3d.config import check_fields
 from see3d.errors import InputError
 
 
@@ -21,12 +22,12 @@ class TrainConfig:
         default=None,
         metadata={"help": "training clips: a curation output folder (shards + manifest.parquet), a folder of videos, or a `see3d synth` set"},
     )
-    output_dir: Path = field(default=Path("train_out"), metadata={"help": "checkpoints, logs and the final model go here"})
+    output_dir: Path = field(default=Path("train_out"), metadata={"out_dir": True, "help": "checkpoints, logs and the final model go here"})
     data_kind: Literal["auto", "curation", "videos", "synth"] = field(
         default="auto", metadata={"help": "how to read --data; auto: manifest.parquet -> curation, label.json sidecars -> synth, else videos"}
     )
     synth_keep_only: bool = field(default=True, metadata={"help": "synth sets: train only on clips labelled 'keep' (static scene, moving camera)"})
-    num_frames: int = field(default=5, metadata={"help": "frames N per training sample (paper: 5 in stage 1, 16 in stage 2)"})
+    num_frames: int = field(default=5, metadata={"min": 2, "help": "frames N per training sample (paper: 5 in stage 1, 16 in stage 2)"})
     num_refs: list[int] = field(
         default_factory=lambda: [1],
         metadata={"help": "number S of clean reference frames; one value is drawn uniformly per sample (paper stage 2: 1 3)"},
@@ -130,10 +131,10 @@ class TrainConfig:
     )
 
     # ------------------------------------------------------------------ optimisation
-    max_steps: int = field(default=120_000, metadata={"help": "optimizer steps in total"})
-    batch_size: int = field(default=1, metadata={"help": "clips per process per micro-step (each clip gives num_frames frames)"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-steps per optimizer step"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (paper: 1e-5)"})
+    max_steps: int = field(default=120_000, metadata={"min": 1, "help": "optimizer steps in total"})
+    batch_size: int = field(default=1, metadata={"min": 1, "help": "clips per process per micro-step (each clip gives num_frames frames)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"min": 1, "help": "micro-steps per optimizer step"})
+    learning_rate: float = field(default=1e-5, metadata={"gt": 0, "help": "AdamW learning rate (paper: 1e-5)"})
     lr_scheduler: Literal["constant", "constant_with_warmup", "cosine", "linear"] = field(
         default="constant_with_warmup", metadata={"help": "learning-rate schedule (diffusers.optimization)"}
     )
@@ -149,7 +150,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of data order, frame choice, noise, masks and dropout (all keyed on the step)"})
 
     # ------------------------------------------------------------------ checkpoints and logs
-    checkpoint_every: int = field(default=500, metadata={"help": "save a resumable checkpoint every this many optimizer steps"})
+    checkpoint_every: int = field(default=500, metadata={"min": 1, "help": "save a resumable checkpoint every this many optimizer steps"})
     checkpoints_keep: int = field(default=3, metadata={"help": "keep the newest this many checkpoints"})
     resume: bool = field(default=True, metadata={"help": "continue from the newest checkpoint in <output-dir>/checkpoints when there is one"})
     log_every: int = field(default=10, metadata={"help": "write TensorBoard scalars every this many steps"})
@@ -168,6 +169,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None:
                 setattr(self, name, Path(v))
+        check_fields(self)
         self.num_refs = [int(s) for s in (self.num_refs if isinstance(self.num_refs, (list, tuple)) else [self.num_refs])]
 
     def resolved(self) -> TrainConfig:

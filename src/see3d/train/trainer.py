@@ -32,7 +32,7 @@ from see3d.errors import InputError
 from see3d.io.atomic import write_text_atomic
 from see3d.log import get_logger, progress
 from see3d.train.build import build_noise_scheduler, build_unet, condition_config, with_random_encoders
-from see3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from see3d.train.checkpoint import resume_latest, save_checkpoint
 from see3d.train.clips import find_clips
 from see3d.train.config import TrainConfig
 from see3d.train.data import ClipDataset, ClipSampling, StepBatchSampler, collate
@@ -223,9 +223,9 @@ def _resume(cfg: TrainConfig, accelerator, ema) -> int:
     """Load the latest checkpoint when ``cfg.resume`` finds one (the loss log is cut back to it); returns the start step."""
     out = cfg.output_dir
     start_step = 0
-    found = latest_checkpoint(out) if cfg.resume else None
+    found = resume_latest(accelerator, out, ema) if cfg.resume else None  # a damaged newest one falls back to the previous
     if found is not None:
-        state = load_checkpoint(accelerator, found[1], ema)
+        state = found[0]
         start_step = int(state["step"])
         log.info("resumed from %s (step %d)", found[1], start_step)
         if accelerator.is_main_process:

@@ -83,15 +83,6 @@ def viser_to_c2w(wxyz: np.ndarray, position: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_rotations(path: Path, c2w: np.ndarray) -> None:
-    R = c2w[:, :3, :3]
-    err = np.abs(np.einsum("nij,nkj->nik", R, R) - np.eye(3)).max(axis=(1, 2))
-    det = np.linalg.det(R)
-    bad = np.flatnonzero((err > 1e-3) | (det < 0))
-    if len(bad):
-        raise InputError(path, f"camera {int(bad[0])}: camera_to_world rotation is not a proper rotation (scaled, sheared or mirrored)")
-
-
 def load_camera_path(path: str | Path) -> CameraPath:
     """Read a nerfstudio ``camera_path.json`` or a ``transforms.json`` as a :class:`CameraPath`.
 
@@ -113,7 +104,7 @@ def load_camera_path(path: str | Path) -> CameraPath:
         cams, _ = read_transforms_json(path)
     else:
         raise InputError(path, "neither a nerfstudio camera path ('camera_path' list) nor a transforms.json ('frames' list)")
-    _check_rotations(path, cams.c2w)
+    # both readers validate the cameras (Cameras.check)
     try:
         fps = float(data.get("fps", DEFAULT_FPS))
     except (TypeError, ValueError):

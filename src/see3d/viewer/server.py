@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
 import time
 from pathlib import Path
 
@@ -190,6 +191,23 @@ class Viewer:
         self.set_camera(self.camera_path.cameras.c2w[i], float(self.camera_path.fov_y[i]))
 
 
+def check_listen_address(host: str, port: int) -> None:
+    """Raise :class:`InputError` unless ``port`` is a valid TCP port and ``host`` is an address of this machine
+    (binding elsewhere fails, and viser would retry forever)."""
+    if not 0 <= int(port) <= 65535:
+        raise InputError(None, f"--port must be in 0..65535 (got {port})")
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise InputError(None, f"--host {host!r} is not a known address ({e})") from e
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((addr[0], 0))
+        except OSError as e:
+            raise InputError(None, f"--host {host}: cannot listen there, it is not an address of this machine ({e.strerror})") from e
+
+
 def serve(
     ply_path: str | Path,
     host: str = "127.0.0.1",
@@ -213,6 +231,7 @@ def serve(
     Returns:
         the running :class:`Viewer`; call ``.stop()`` when done.
     """
+    check_listen_address(host, port)
     gaussians = read_ply(ply_path)
     if len(gaussians) == 0:
         raise InputError(ply_path, "has no Gaussians to show")
