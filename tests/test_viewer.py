@@ -287,6 +287,10 @@ def test_cli_view_serves_until_interrupted(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C must reach the child even when pytest itself runs as a background job of a non-interactive
+        # shell, which starts with SIGINT ignored (children inherit that, and Python then never raises
+        # KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stdout.readline()
