@@ -2,7 +2,8 @@
 
 Written by hand because no library splats Gaussians on the CPU: gsplat and the reference
 diff-gaussian-rasterization are CUDA-only. The math and the compositing rules are those of
-:mod:`see3d.splat.rasterize_ref` (tests compare values and gradients against it):
+:mod:`see3d.splat.rasterize_ref` (tests compare values and gradients against it, and against gsplat's
+independent pure-torch projection/compositing in ``tests/test_splat_gsplat_reference.py``):
 
 1. binning: each splat's exact alpha >= 1/255 box (:func:`see3d.splat.project.alpha_rects`) is
    assigned to the 16x16 tiles it overlaps, with a counting sort that keeps front-to-back order;

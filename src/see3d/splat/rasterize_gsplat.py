@@ -36,6 +36,8 @@ def render_gsplat(
     except ImportError as e:
         raise See3DError("the gsplat backend needs gsplat (pip install 'see3d[cuda]') and a CUDA GPU") from e
     dev = g.means.device
+    if dev.type != "cuda":
+        raise See3DError(f"the gsplat backend renders CUDA tensors only (these are on {dev}); use backend='cpu' or 'auto'")
     colors, out_alpha, meta = rasterization(
         means=g.means,
         quats=g.quats,
