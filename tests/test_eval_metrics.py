@@ -114,7 +114,7 @@ def lpips_ref():
 def test_lpips_matches_lpips_package(lpips_ref, tmp_path):
     import lpips as lpips_pkg
 
-    from see3d.eval.perceptual import load_lpips
+    from see3d.perceptual import load_lpips
 
     # the two files a user has: the lpips package's linear layers and torchvision's backbone
     lin = tmp_path / "alex.pth"
@@ -139,7 +139,7 @@ def test_lpips_matches_lpips_package(lpips_ref, tmp_path):
 
 
 def test_lpips_clear_errors(tmp_path):
-    from see3d.eval.perceptual import LPIPS, load_lpips
+    from see3d.perceptual import LPIPS, load_lpips
 
     lins_only = tmp_path / "alex.pth"
     torch.save({f"lin{i}.model.1.weight": w.weight.data for i, w in enumerate(LPIPS("alex").lins)}, lins_only)

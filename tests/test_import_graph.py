@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "conditioning": 3,
     "metrics": 3,
+    "perceptual": 3,
     # generation and reconstruction
     "pipelines": 4,
     "splat": 4,

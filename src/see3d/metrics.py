@@ -2,7 +2,7 @@
 
 All functions take batched images ``(B, C, H, W)`` with values in ``[0, data_range]`` and return one
 value per image ``(B,)``. ``mask`` is ``(B, H, W)`` (or ``(B, 1, H, W)``) bool/float, True/1 = pixel
-counts. LPIPS lives in :mod:`see3d.eval.perceptual` (it needs user-given network weights). This module sits
+counts. LPIPS lives in :mod:`see3d.perceptual` (it needs user-given network weights). This module sits
 below ``splat``, ``train`` and ``eval``, which all use it (the 3DGS D-SSIM loss, training losses, scores).
 
 SSIM follows Wang et al. 2004 exactly as scikit-image's ``structural_similarity(gaussian_weights=True,

@@ -19,7 +19,7 @@ LPIPS_SKIPPED = "skipped (no weights given)"
 
 @dataclass
 class Scorer:
-    """Computes the metrics of a protocol. ``lpips`` is an :class:`~see3d.eval.perceptual.LPIPS` or None.
+    """Computes the metrics of a protocol. ``lpips`` is an :class:`~see3d.perceptual.LPIPS` or None.
 
     ``lpips_status`` says in words what the LPIPS column holds (e.g. ``"alex (alex.pth, ...)"`` or
     :data:`LPIPS_SKIPPED`).
@@ -36,7 +36,7 @@ class Scorer:
         if not lpips_weights:
             log.warning("lpips: %s; pass --lpips-weights to score LPIPS", LPIPS_SKIPPED)
             return cls(None, LPIPS_SKIPPED, device)
-        from see3d.eval.perceptual import load_lpips
+        from see3d.perceptual import load_lpips
 
         paths = [lpips_weights] if isinstance(lpips_weights, (str, Path)) else list(lpips_weights)
         model = load_lpips(paths, device=device)

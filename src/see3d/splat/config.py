@@ -28,6 +28,12 @@ class ReconstructConfig:
     init_opacity: float = field(default=0.1, metadata={"help": "initial opacity of every splat"})
     # loss
     lambda_dssim: float = field(default=0.2, metadata={"min": 0, "max": 1, "help": "weight of D-SSIM against L1"})
+    lambda_lpips: float = field(default=0.0, metadata={"min": 0, "help": "weight of an LPIPS term added to the loss (0 = off); tolerates small inconsistencies between generated views"})
+    lpips_from: int | None = field(default=None, metadata={"help": "first step with the LPIPS term (default iters/2)"})
+    lpips_net: Literal["alex", "vgg"] = field(default="alex", metadata={"help": "LPIPS backbone"})
+    lpips_weights: list[str] | None = field(
+        default=None, metadata={"help": "LPIPS weight files/folders (lpips' alex.pth + torchvision's backbone); default: the lpips package and the torch hub cache"}
+    )
     background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0], metadata={"help": "background colour behind the splats (RGB in [0,1])"})
     random_background: bool | None = field(default=None, metadata={"help": "random background colour every step (default: on with --sparse)"})
     scale_reg: float | None = field(default=None, metadata={"help": "weight of a penalty on splat size / scene extent (default: 0.01 with --sparse, else 0)"})
@@ -51,6 +57,14 @@ class ReconstructConfig:
     prune_opacity: float = field(default=0.005, metadata={"help": "prune splats whose opacity falls below this"})
     opacity_reset_every: int | None = field(default=None, metadata={"help": "steps between opacity resets while densifying (default max(100, iters/10); 0 = never)"})
     max_gaussians: int = field(default=1_000_000, metadata={"min": 1, "help": "densification stops adding splats past this count"})
+    # joint camera refinement (see3d.splat.poses)
+    refine_cameras: bool | None = field(
+        default=None, metadata={"help": "optimise a rigid correction per training view with the splats (default: on for `see3d generate` output, off for calibrated datasets)"}
+    )
+    lr_pose_rot: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera rotation corrections (radians)"})
+    lr_pose_trans: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera translation corrections, times the scene extent"})
+    pose_start: int | None = field(default=None, metadata={"help": "first step that moves the cameras (default iters/10)"})
+    pose_warmup: int | None = field(default=None, metadata={"help": "steps of linear learning-rate warm-up for the cameras (default iters/10)"})
     # bookkeeping
     checkpoint_every: int = field(default=1000, metadata={"min": 0, "help": "steps between checkpoints (0 = only at the end)"})
 
@@ -75,6 +89,17 @@ class ReconstructConfig:
     @property
     def scale_reg_weight(self) -> float:
         return (0.01 if self.sparse else 0.0) if self.scale_reg is None else float(self.scale_reg)
+
+    @property
+    def lpips_start(self) -> int:
+        return self.iters // 2 if self.lpips_from is None else self.lpips_from
+
+    @property
+    def pose_schedule(self) -> tuple[int, int]:
+        """(start, warm-up steps) of the camera corrections."""
+        start = self.iters // 10 if self.pose_start is None else self.pose_start
+        warm = max(1, self.iters // 10) if self.pose_warmup is None else max(1, self.pose_warmup)
+        return start, warm
 
     @property
     def sh_every(self) -> int:

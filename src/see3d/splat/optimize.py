@@ -1,7 +1,10 @@
 """Fit Gaussian splats to posed images (3DGS optimisation) with checkpoints that resume exactly.
 
 Loss: ``(1 - lambda) L1 + lambda (1 - SSIM)`` (lambda = 0.2, SSIM with the 3DGS 11x11 Gaussian window
-and zero padding), plus an optional scale penalty for sparse inputs. Adam with one learning rate per
+and zero padding), plus optionally ``lambda_lpips * LPIPS`` from ``lpips_from`` on (See3D's loss for
+generated views; masked pixels are replaced by the target's so they neither count nor get gradient) and a
+scale penalty for sparse inputs. With ``refine_cameras`` a rigid correction per view is optimised jointly
+(:mod:`see3d.splat.poses`). Adam with one learning rate per
 parameter; the position learning rate decays exponentially and is scaled by the scene extent. One
 training view per step, in reshuffled epochs. Adaptive density control: :mod:`see3d.splat.densify`.
 
@@ -29,6 +32,7 @@ from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
+from see3d.splat.poses import PoseCorrections
 from see3d.splat.rasterize import render, resolve_backend
 
 log = get_logger(__name__)
@@ -105,6 +109,15 @@ class SplatTrainer:
             "sh_rest": cfg.lr_sh_rest,
         }
         self.sp = SplatParams(init.with_sh_degree(cfg.sh_degree).to(self.device, torch.float32), lrs)
+        self.lpips = None
+        if cfg.lambda_lpips > 0:
+            from see3d.perceptual import cached_lpips_weights, load_lpips
+
+            self.lpips = load_lpips(cfg.lpips_weights or cached_lpips_weights(cfg.lpips_net), cfg.lpips_net, self.device)
+        self.poses: PoseCorrections | None = None
+        if cfg.refine_cameras:
+            start, warm = cfg.pose_schedule
+            self.poses = PoseCorrections(len(views), self.extent, cfg.lr_pose_rot, cfg.lr_pose_trans, start, warm, cfg.iters, self.device)
         self.step = 0
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -151,7 +164,8 @@ class SplatTrainer:
             bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         degree = min(cfg.sh_degree, self.step // cfg.sh_every)
         g = self.sp.gaussians()
-        out = render(g, self.K[i], self.views.cameras.width, self.views.cameras.height, c2w=self.c2w[i], background=bg, sh_degree=degree, backend=self.backend)
+        c2w = self.c2w[i] if self.poses is None else self.poses.apply(i, self.c2w[i])
+        out = render(g, self.K[i], self.views.cameras.width, self.views.cameras.height, c2w=c2w, background=bg, sh_degree=degree, backend=self.backend)
         pred, target = out["rgb"], self.images[i]
         mask = None if self.masks is None else self.masks[i]
         p4, t4 = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
@@ -165,6 +179,8 @@ class SplatTrainer:
             mse = (((pred - target) ** 2) * m).sum() / denom
         d_ssim = 1 - ssim(p4, t4, mask=None if mask is None else mask[None], padding="same")[0]
         loss = (1 - cfg.lambda_dssim) * l1 + cfg.lambda_dssim * d_ssim
+        if self.lpips is not None and self.step >= cfg.lpips_start:
+            loss = loss + cfg.lambda_lpips * self._lpips(p4, t4, mask)
         if cfg.scale_reg_weight > 0:
             loss = loss + cfg.scale_reg_weight * g.log_scales.exp().max(1).values.mean() / self.extent
         loss.backward()
@@ -180,6 +196,8 @@ class SplatTrainer:
                 self.grad_count.index_add_(0, ids[vis], torch.ones_like(norms[vis]))
         self.sp.optimizer.step()
         self.sp.optimizer.zero_grad(set_to_none=True)
+        if self.poses is not None:
+            self.poses.step(self.step)
         self.step += 1
 
         if self.step < until and self.step > start and self.step % every == 0:
@@ -197,6 +215,13 @@ class SplatTrainer:
         with torch.no_grad():
             psnr = float(-10 * torch.log10(mse.clamp_min(1e-10)))
         return {"loss": float(loss.detach()), "psnr": psnr, "num": len(self.sp)}
+
+    def _lpips(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """LPIPS of ``(1, 3, H, W)`` images; with ``mask (H, W)`` the prediction is replaced by the target
+        outside the mask (no distance, no gradient there) and the distance maps are averaged inside it."""
+        if mask is None:
+            return self.lpips(pred, target)[0]
+        return self.lpips(torch.where(mask[None, None], pred, target), target, mask=mask[None])[0]
 
     def train(self, out_dir: str | Path | None = None, show_progress: bool = True) -> Gaussians:
         """Run until ``cfg.iters`` steps; checkpoint into ``out_dir`` every ``cfg.checkpoint_every`` steps and at the end."""
@@ -220,6 +245,15 @@ class SplatTrainer:
         """The current splats (detached, CPU)."""
         return self.sp.gaussians().detach().to("cpu").clone()
 
+    def refined_c2w(self) -> np.ndarray:
+        """(N, 4, 4) training cameras (OpenCV c2w) with the learned corrections (the nominal ones without refinement)."""
+        c2w = self.c2w.detach().double()
+        return (c2w if self.poses is None else self.poses.refined(c2w)).cpu().numpy()
+
+    def pose_report(self) -> list[dict]:
+        """Per training view: the learned correction (rotation in degrees, translation); empty without refinement."""
+        return [] if self.poses is None else self.poses.report(self.views.names, self.extent)
+
     # ------------------------------------------------------------------ checkpoints
     def save(self, out_dir: str | Path) -> Path:
         """Write ``checkpoint.safetensors`` + ``checkpoint.json`` in ``out_dir`` (atomically). Returns the json path."""
@@ -239,6 +273,8 @@ class SplatTrainer:
         tensors["stats/grad_accum"] = self.grad_accum.cpu()
         tensors["stats/grad_count"] = self.grad_count.cpu()
         tensors["rng/torch"] = self.gen.get_state()
+        if self.poses is not None:
+            tensors.update(self.poses.state_tensors())
         tensors = {k: v.contiguous() for k, v in tensors.items()}
         data = views_digest(self.views)
         with atomic_path(out_dir / "checkpoint.safetensors") as tmp:
@@ -307,6 +343,10 @@ class SplatTrainer:
         tr.grad_accum = tensors["stats/grad_accum"].to(tr.device)
         tr.grad_count = tensors["stats/grad_count"].to(tr.device)
         tr.gen.set_state(tensors["rng/torch"])
+        if tr.poses is not None:
+            if "pose/rot" not in tensors:
+                raise InputError(st_path, "checkpoint has no camera corrections but the config refines cameras")
+            tr.poses.load_state_tensors(tensors)
         tr.rng.bit_generator.state = state["numpy_rng"]
         tr.step, tr.resets, tr.order = int(state["step"]), int(state["resets"]), [int(i) for i in state["order"]]
         return tr

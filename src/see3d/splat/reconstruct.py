@@ -4,11 +4,13 @@
 Reads a Views folder (``transforms.json`` + images, optional depth/masks), an LLFF scene
 (``poses_bounds.npy``), a COLMAP scene (``sparse/0``) or another layout the evaluation readers know.
 Writes into ``out``: ``splats.ply`` (standard 3DGS layout), ``config.json``, ``checkpoint.*``,
-``train_log.json``, optionally ``metrics.json`` (held-out PSNR/SSIM), ``mesh.ply|glb`` and ``flythrough.mp4``.
+``train_log.json``, with camera refinement ``transforms.json`` (the refined training cameras, each frame
+with its correction), optionally ``metrics.json`` (held-out PSNR/SSIM), ``mesh.ply|glb`` and ``flythrough.mp4``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class TrainingData:
     points: np.ndarray | None = None  # (P, 3) sparse world points (SfM)
     point_colors: np.ndarray | None = None  # (P, 3) in [0, 1]
     bounds: tuple[float, float] | None = None  # near/far depth over all views
+    generated: bool = False  # views made by `see3d generate` (nominal cameras only approximately fit the pixels)
 
 
 def load_training_data(data: str | Path, factor: int | None = None) -> TrainingData:
@@ -47,7 +50,7 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
         raise InputError(data, "data folder not found")
     if (data / "transforms.json").is_file() and (data / "images").is_dir() and factor in (None, 1):
         try:
-            return TrainingData(Views.load(data))
+            return TrainingData(Views.load(data), generated=(data / "generate_config.json").is_file())
         except InputError:
             raise
         except (KeyError, ValueError) as e:
@@ -76,6 +79,19 @@ def evaluate(gaussians: Gaussians, views: Views, cfg: ReconstructConfig) -> dict
         "ssim": float(np.mean([r["ssim"] for r in per])),
         "views": per,
     }
+
+
+def write_refined_cameras(path: Path, cameras, c2w: np.ndarray, report: list[dict]) -> dict:
+    """Write the refined training cameras as a transforms.json (each frame: view name + its correction);
+    returns the largest and mean correction."""
+    from see3d.io.cameras import Cameras
+    from see3d.io.transforms_json import write_transforms_json
+
+    frames = [{"name": r["view"], "correction": {k: v for k, v in r.items() if k != "view"}} for r in report]
+    write_transforms_json(path, Cameras(cameras.K, c2w, cameras.width, cameras.height), frames)
+    rot = [r["rotation_deg"] for r in report]
+    pct = [r["translation_pct_extent"] for r in report]
+    return {"file": str(path), "max_rotation_deg": max(rot), "mean_rotation_deg": float(np.mean(rot)), "max_translation_pct_extent": max(pct)}
 
 
 def reconstruct(
@@ -108,6 +124,8 @@ def reconstruct(
     if isinstance(data, Views):
         data = TrainingData(data)
     data.views.cameras.check("the training cameras")  # before anything is written
+    if cfg.refine_cameras is None:
+        cfg = dataclasses.replace(cfg, refine_cameras=data.generated)
     out = Path(out)
     if not resume:
         check_out_dir(out, overwrite)
@@ -139,6 +157,8 @@ def reconstruct(
     write_ply(out / "splats.ply", g)
     write_json_atomic(out / "train_log.json", {"history": trainer.history, "seconds": train_s})
     summary: dict = {"splats": str(out / "splats.ply"), "num_gaussians": len(g), "train_seconds": train_s, "train_views": [views.names[i] for i in rest]}
+    if trainer.poses is not None:
+        summary["camera_corrections"] = write_refined_cameras(out / "transforms.json", train.cameras, trainer.refined_c2w(), trainer.pose_report())
     if test_idx:
         metrics = evaluate(g, views[test_idx], cfg)
         metrics.update(train_views=summary["train_views"], train_seconds=train_s, iters=cfg.iters, num_gaussians=len(g))

@@ -15,7 +15,11 @@ mean, sum over layers. Loading accepts the files users already have:
 - torchvision's backbone (``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``: keys ``features.N.*``),
 
 or one merged file (an ``lpips.LPIPS`` state dict, keys ``net.sliceK.N.*`` + ``lin*``), as ``.pth``
-(read with ``torch.load(weights_only=True)``) or ``.safetensors``.
+(read with ``torch.load(weights_only=True)``) or ``.safetensors``. :func:`cached_lpips_weights` finds those
+files where the ``lpips`` package and torchvision keep them (never downloads).
+
+Used by evaluation (scores) and by splat optimisation (an optional perceptual loss term), so it sits
+below both, next to :mod:`see3d.metrics`.
 """
 
 from __future__ import annotations
@@ -121,6 +125,26 @@ def _map_key(key: str) -> str | None:
     if re.fullmatch(r"features\.\d+\.(weight|bias)", key):
         return key
     return None  # classifier.*, scaling_layer.*, lin5/lin6 (squeeze), ...
+
+
+def cached_lpips_weights(net: Literal["alex", "vgg"] = "alex") -> list[Path]:
+    """The LPIPS files already on this machine: the ``lpips`` package's linear layers (shipped inside the
+    package) and torchvision's backbone in the torch hub cache (``$TORCH_HOME/hub/checkpoints``, filled
+    when torchvision or lpips once downloaded it). Nothing is downloaded.
+
+    Raises:
+        WeightsError: one of the two is not there (the message says which file to get or pass).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("lpips")
+    lin = None if spec is None or spec.origin is None else Path(spec.origin).parent / "weights" / "v0.1" / f"{net}.pth"
+    if lin is None or not lin.is_file():
+        raise WeightsError(lin or Path(f"lpips/weights/v0.1/{net}.pth"), "LPIPS linear layers not found (pip install lpips, or pass the weight files)")
+    backbone = Path(torch.hub.get_dir()) / "checkpoints" / _BACKBONE_FILES[net]
+    if not backbone.is_file():
+        raise WeightsError(backbone, f"torchvision's {net} backbone is not in the torch hub cache (pass the file, or let torchvision download it once while online)")
+    return [lin, backbone]
 
 
 def load_lpips(paths: str | Path | list[str | Path], net: Literal["alex", "vgg"] | None = None, device: str | torch.device = "cpu") -> LPIPS:

@@ -1,0 +1,128 @@
+"""Joint camera refinement: the se(3) exponential map, pose gradients through the CPU rasterizer, the gauge,
+checkpoints, the files reconstruct writes, and recovery of perturbed cameras on a synthetic scene."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from see3d.splat.config import ReconstructConfig
+from see3d.splat.optimize import SplatTrainer, initial_gaussians
+from see3d.splat.poses import PoseCorrections, perturb_c2w, rotation_angle_deg, se3_exp
+from see3d.splat.rasterize import render
+from splat_scenes import orbit_cameras, random_gaussians, synthetic_views
+
+
+def _twist_matrix(xi: torch.Tensor) -> torch.Tensor:
+    m = torch.zeros(4, 4, dtype=xi.dtype)
+    w = xi[3:]
+    m[:3, :3] = torch.tensor([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]], dtype=xi.dtype)
+    m[:3, 3] = xi[:3]
+    return m
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-7, 1e-3, 0.3, 2.5])
+def test_se3_exp_matches_the_matrix_exponential(scale):
+    xi = torch.randn(8, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * scale
+    got = se3_exp(xi)
+    want = torch.stack([torch.linalg.matrix_exp(_twist_matrix(x)) for x in xi])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    R = got[:, :3, :3]
+    torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(8, 3, 3), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-3, 0.5])
+def test_se3_exp_gradients(scale):
+    xi = (torch.randn(3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * scale).requires_grad_(True)
+    assert torch.autograd.gradcheck(se3_exp, (xi,), eps=1e-6, atol=1e-7)
+
+
+def test_pose_gradient_through_cpu_rasterizer_matches_reference_and_finite_differences():
+    g = random_gaussians(60, seed=4)
+    cams = orbit_cameras(3, 32, 24)
+    c2w = torch.as_tensor(cams.c2w[1])
+    K = torch.as_tensor(cams.K[1])
+    w = torch.randn(24, 32, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def loss(xi, backend):
+        out = render(g, K, 32, 24, c2w=c2w @ se3_exp(xi[None])[0], backend=backend)
+        return (out["rgb"] * w).sum()
+
+    grads = {}
+    for backend in ("cpu", "torch"):
+        xi = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+        loss(xi, backend).backward()
+        grads[backend] = xi.grad
+    assert grads["cpu"].abs().min() > 0
+    torch.testing.assert_close(grads["cpu"], grads["torch"], rtol=1e-7, atol=1e-9)
+    fd = torch.zeros(6, dtype=torch.float64)
+    for k in range(6):
+        e = torch.zeros(6, dtype=torch.float64)
+        e[k] = 1e-6
+        with torch.no_grad():
+            fd[k] = (loss(e, "cpu") - loss(-e, "cpu")) / 2e-6
+    torch.testing.assert_close(grads["cpu"], fd, rtol=1e-3, atol=1e-4 * float(fd.abs().max()))
+
+
+def test_schedule_warms_up_and_first_camera_stays_fixed():
+    pc = PoseCorrections(3, extent=2.0, lr_rot=1e-2, lr_trans=1e-2, start=5, warmup=10, iters=100)
+    assert pc.factor(0) == 0 and pc.factor(4) == 0
+    assert 0 < pc.factor(5) < pc.factor(10) < pc.factor(14) == pytest.approx(1.0)
+    assert pc.factor(99) == pytest.approx(0.01, rel=0.1)
+    c2w = torch.eye(4).expand(3, 4, 4).clone()
+    for step in range(30):
+        loss = sum((pc.apply(i, c2w[i])[:3, 3] - 1).square().sum() for i in range(3))
+        loss.backward()
+        pc.step(step)
+    assert torch.equal(pc.rot[0], torch.zeros(3)) and torch.equal(pc.trans[0], torch.zeros(3))
+    assert pc.trans[1:].abs().min() > 0
+    assert torch.equal(pc.refined(c2w)[0], c2w[0])
+
+
+def test_checkpoint_resume_with_camera_refinement(tmp_path):
+    views, _ = synthetic_views(n_views=4, width=24, height=16)
+    cfg = ReconstructConfig(iters=30, sh_degree=0, init="random", init_points=400, checkpoint_every=0, refine_cameras=True, pose_start=2, pose_warmup=3)
+    init = initial_gaussians(views, cfg, np.random.default_rng(0), bounds=(1.5, 5.0))
+    straight = SplatTrainer(views, cfg, init)
+    straight.train(show_progress=False)
+    first = SplatTrainer(views, cfg, init)
+    for _ in range(15):
+        first.train_step()
+    first.save(tmp_path)
+    resumed = SplatTrainer.load(tmp_path, views)
+    resumed.train(show_progress=False)
+    assert np.abs(straight.refined_c2w() - views.cameras.c2w).max() > 0
+    np.testing.assert_array_equal(resumed.refined_c2w(), straight.refined_c2w())
+    for k, v in straight.gaussians().tensors().items():
+        assert torch.equal(v, resumed.gaussians().tensors()[k]), k
+
+
+def test_refinement_is_on_for_generated_views_only_and_writes_refined_cameras(tmp_path):
+    from see3d.splat.reconstruct import load_training_data, reconstruct
+
+    views, _ = synthetic_views(n_views=4, width=24, height=16)
+    views.save(tmp_path / "calibrated")
+    views.save(tmp_path / "generated")
+    (tmp_path / "generated" / "generate_config.json").write_text("{}")
+    cfg = ReconstructConfig(iters=20, sh_degree=0, init="random", init_points=300, checkpoint_every=0, pose_start=0, pose_warmup=2)
+    calib = reconstruct(load_training_data(tmp_path / "calibrated"), tmp_path / "out_c", cfg, show_progress=False)
+    assert "camera_corrections" not in calib and not (tmp_path / "out_c" / "transforms.json").exists()
+    gen = reconstruct(load_training_data(tmp_path / "generated"), tmp_path / "out_g", cfg, show_progress=False)
+    tj = json.loads((tmp_path / "out_g" / "transforms.json").read_text())
+    assert [f["name"] for f in tj["frames"]] == views.names
+    assert tj["frames"][0]["correction"]["rotation_deg"] == 0.0
+    assert tj["frames"][1]["correction"]["rotation_deg"] > 0.0
+    assert gen["camera_corrections"]["max_rotation_deg"] == max(f["correction"]["rotation_deg"] for f in tj["frames"])
+    assert json.loads((tmp_path / "out_g" / "config.json").read_text())["refine_cameras"] is True
+
+
+def test_perturb_c2w_moves_cameras_by_the_asked_amount():
+    cams = orbit_cameras(5, 16, 16)
+    out = perturb_c2w(cams.c2w, (1.0, 2.0), 0.05, np.random.default_rng(0))
+    np.testing.assert_array_equal(out[0], cams.c2w[0])
+    ang = rotation_angle_deg(np.swapaxes(cams.c2w[1:, :3, :3], 1, 2) @ out[1:, :3, :3])
+    assert np.all((ang > 0.999) & (ang < 2.001))
+    np.testing.assert_allclose(np.linalg.norm(out[1:, :3, 3] - cams.c2w[1:, :3, 3], axis=1), 0.05, rtol=1e-9)
