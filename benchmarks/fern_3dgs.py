@@ -6,7 +6,10 @@ with poses_bounds.npy, so splats start at random points in the training frusta b
 bounds. Target (dense): held-out PSNR >= 23 dB within 20 minutes on 2 cores. The script also checks
 that the written ``splats.ply`` reloads with identical parameters and renders the same test image.
 
-    .venv/bin/python benchmarks/fern_3dgs.py [--views all|3] [--iters 1500] [--out /tmp/fern]
+    .venv/bin/python benchmarks/fern_3dgs.py [--views all|3] [--iters 1500] [--out /tmp/fern] [--compare-old]
+
+``--compare-old`` then repeats the same fit in the same process with the CPU path as it was before
+issue 23 (pure-torch projection, numba compositing) into ``OUT_old`` and prints the time ratio.
 
 Needs ``../shared/data/llff_fern`` (or ``--data``). Prints wall-clock and process CPU seconds: on a
 shared machine the wall clock is pessimistic.
@@ -41,8 +44,23 @@ def main() -> None:
     ap.add_argument("--max-gaussians", type=int, default=250_000)
     ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (numba kernels use all cores)")
     ap.add_argument("--out", default="/tmp/see3d_fern_3dgs")
+    ap.add_argument("--compare-old", action="store_true", help="also run the pre-issue-23 CPU path (torch projection) and print the ratio")
     args = ap.parse_args()
     torch.set_num_threads(args.torch_threads)
+    new = fit(args)
+    if args.compare_old:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gs_speed import torch_projection
+
+        args.out = args.out + "_old"
+        with torch_projection():
+            old = fit(args, label="old CPU path (torch projection)")
+        print(f"side by side: new {new['wall']:.0f} s / {new['psnr']:.2f} dB, old {old['wall']:.0f} s / {old['psnr']:.2f} dB -> {old['wall'] / new['wall']:.2f}x faster")
+
+
+def fit(args, label: str = "current CPU path") -> dict:
 
     data = load_training_data(args.data, factor=8)
     n = len(data.views)
@@ -82,7 +100,7 @@ def main() -> None:
 
     g2 = Gaussians(st["param/means"], st["param/quats"], st["param/log_scales"], st["param/opacity_logits"], torch.cat([st["param/sh_dc"], st["param/sh_rest"]], 1))
     img_ck = render(g2, cams.K[i], cams.width, cams.height, c2w=cams.c2w[i])["rgb"]
-    print(f"fern 3DGS ({args.views} views: train {list(split.train)}, test {list(split.test)}), {iters} iters, step {ck['step']}")
+    print(f"[{label}] fern 3DGS ({args.views} views: train {list(split.train)}, test {list(split.test)}), {iters} iters, step {ck['step']}")
     print(f"  held-out PSNR {summary['test_psnr']:.2f} dB  SSIM {summary['test_ssim']:.3f}  splats {summary['num_gaussians']}")
     print(f"  time: wall {wall:.0f} s, process CPU {cpu:.0f} s (train {summary['train_seconds']:.0f} s wall)")
     print(f"  splats.ply reloads identical: {same}; rendered test image max |diff| {float((img_ply - img_ck).abs().max()):.2e}")
@@ -90,6 +108,7 @@ def main() -> None:
     per_view = {v['view']: round(v['psnr'], 2) for v in json.loads((Path(args.out) / 'metrics.json').read_text())['views']}
     print(f"  per test view PSNR: {per_view}")
     np.set_printoptions(precision=3)
+    return {"wall": wall, "psnr": summary["test_psnr"]}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Splat rasterization speed on the CPU: the numba fast path against the pure-torch reference.
 
 For several splat counts and resolutions, prints the render time per frame (forward only) and the
-training steps per second (render + L1 loss + backward + Adam step) of the fast CPU path, and of the
-dense torch reference measured in the same run (ratios = reference / fast). The reference is
+training steps per second (render + L1 loss + backward + Adam step) of the fast CPU path; of the same
+path with the previous pure-torch projection (``old``: numba compositing only, as before issue 23) and
+of the dense torch reference, measured in the same run (ratios = other / fast). The reference is
 O(pixels x splats) in time and memory, so by default it runs only where that product is small enough;
 ``--ref-all`` runs it everywhere. Target: 20k splats at 256x256 in about 0.5 s per training step on 2 cores.
 
@@ -14,6 +15,7 @@ Timings are wall-clock medians; on a shared machine they are pessimistic.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -35,6 +37,21 @@ def scene(n: int, res: int, seed: int = 0) -> tuple[Gaussians, torch.Tensor, tor
     K = torch.tensor(Cameras.intrinsics_from_fov(50, res, res), dtype=torch.float32)
     c2w = torch.tensor(look_at(np.array([0.3, -0.4, -3.0]), np.zeros(3)), dtype=torch.float32)
     return g, K, c2w
+
+
+@contextlib.contextmanager
+def torch_projection():
+    """Inside: the cpu backend projects with the pure-torch :func:`see3d.splat.project.project` (autograd),
+    the CPU path as it was before the numba projection (for side-by-side timings)."""
+    import see3d.splat.project_cpu as pc
+    from see3d.splat.project import project
+
+    old = pc.project_cpu
+    pc.project_cpu = project
+    try:
+        yield
+    finally:
+        pc.project_cpu = old
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -79,12 +96,14 @@ def main() -> None:
     import numba
 
     print(f"numba threads: {numba.get_num_threads()}, torch threads: {torch.get_num_threads()}")
-    print(f"{'splats':>7} {'res':>5} | {'cpu render ms':>13} {'cpu steps/s':>11} | {'ref render ms':>13} {'ref steps/s':>11} | {'render x':>8} {'step x':>7}")
+    print(f"{'splats':>7} {'res':>5} | {'cpu render ms':>13} {'cpu steps/s':>11} | {'old render ms':>13} {'old steps/s':>11} | {'old/cpu step':>12} | {'ref render ms':>13} {'ref steps/s':>11} | {'render x':>8} {'step x':>7}")
     for c in args.configs:
         n, res = (int(x) for x in c.lower().split("x"))
         g, K, c2w = scene(n, res)
         fr, st = measure("cpu", g, K, c2w, res, args.repeats)
-        line = f"{n:>7} {res:>5} | {fr * 1e3:>13.1f} {1 / st:>11.2f} | "
+        with torch_projection():
+            ofr, ost = measure("cpu", g, K, c2w, res, args.repeats)
+        line = f"{n:>7} {res:>5} | {fr * 1e3:>13.1f} {1 / st:>11.2f} | {ofr * 1e3:>13.1f} {1 / ost:>11.2f} | {ost / st:>11.2f}x | "
         if args.ref_all or n * res * res <= REF_MAX_PAIRS:
             rfr, rst = measure("torch", g, K, c2w, res, max(1, args.repeats // 2))
             line += f"{rfr * 1e3:>13.1f} {1 / rst:>11.3f} | {rfr / fr:>7.1f}x {rst / st:>6.1f}x"

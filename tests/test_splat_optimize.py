@@ -129,3 +129,25 @@ def test_init_from_metric_depth_lands_on_the_surface(scene):
     assert len(g) == 500
     # every initial splat lies within the ground-truth blobs' region, not spread through the frustum
     assert float(g.means.abs().max()) < 1.3
+
+
+def test_depth_init_colours_from_pixels_and_scales_from_the_pixel_footprint():
+    from see3d.io.cameras import Cameras, look_at
+    from see3d.io.views import Views
+    from see3d.splat.init import points_from_depth
+
+    rng = np.random.default_rng(0)
+    cams = Cameras.from_fov(np.stack([look_at(np.array([0.0, 0, -3]), np.zeros(3))] * 2), 60.0, 40, 30)
+    depth = np.stack([np.full((30, 40), 2.0), np.full((30, 40), 4.0)]).astype(np.float32)
+    images = rng.uniform(0, 1, (2, 30, 40, 3)).astype(np.float32)
+    pts, cols, scales = points_from_depth(Views(images, cams, depth=depth), 600, rng)
+    assert len(pts) == 600
+    f = cams.K[0, 0, 0]
+    spacing = np.sqrt(2 * 30 * 40 / 600)  # 2 valid pixels per kept point
+    z = pts @ cams.c2w[0, :3, 2] - cams.c2w[0, :3, 3] @ cams.c2w[0, :3, 2]  # depth along the optical axis
+    np.testing.assert_allclose(scales, 0.5 * spacing * z / f, rtol=1e-5)
+    assert set(np.round(z, 4)) == {2.0, 4.0}
+    # each colour is its pixel's colour
+    pix = np.rint(((pts - cams.c2w[0, :3, 3]) @ cams.c2w[0, :3, :3]) / z[:, None] @ cams.K[0].T - 0.5).astype(int)[:, :2]
+    view = (np.round(z) == 4).astype(int)
+    np.testing.assert_allclose(cols, images[view, pix[:, 1], pix[:, 0]], atol=1e-6)

@@ -29,22 +29,33 @@ def scene_extent(views: Views, points: np.ndarray | None = None) -> float:
     return 1.0
 
 
-def points_from_depth(views: Views, max_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Unproject a random subset of valid pixels of ``views.depth`` (metric z) with their colours."""
+def points_from_depth(views: Views, max_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unproject a random subset of the valid pixels of ``views.depth`` (metric z) — what ``see3d generate``
+    writes per view, aligned to the input depth.
+
+    Returns points ``(P, 3)``, their pixels' colours ``(P, 3)`` and scales ``(P,)``: the pixel footprint
+    ``z / f`` times half the spacing of the kept pixels (``sqrt(valid / kept)`` pixels, at least one), so the
+    splats tile each view about once however strongly it was subsampled (nearest-neighbour scales of
+    pixel-dense points are a small fraction of a pixel and need many steps to grow).
+    """
     if views.depth is None:
         raise ValueError("points_from_depth: the views have no depth")
     K, c2w = views.cameras.torch(dtype=torch.float64)
     pts = unproject_depth(torch.as_tensor(views.depth, dtype=torch.float64), K, c2w).numpy().reshape(-1, 3)
     cols = views.images.reshape(-1, 3)
-    valid = np.isfinite(views.depth).reshape(-1) & (views.depth.reshape(-1) > 0)
+    depth = views.depth.reshape(-1)
+    valid = np.isfinite(depth) & (depth > 0)
     if views.masks is not None:
         valid &= views.masks.reshape(-1)
     idx = np.flatnonzero(valid)
     if len(idx) == 0:
         raise ValueError("points_from_depth: no valid depth pixel")
+    spacing = max(1.0, float(np.sqrt(len(idx) / max_points)))
     if len(idx) > max_points:
         idx = np.sort(rng.choice(idx, max_points, replace=False))
-    return pts[idx], cols[idx]
+    per_view = views.depth[0].size
+    focal = np.sqrt(views.cameras.K[idx // per_view, 0, 0] * views.cameras.K[idx // per_view, 1, 1])
+    return pts[idx], cols[idx], 0.5 * spacing * depth[idx] / focal
 
 
 def points_in_frusta(

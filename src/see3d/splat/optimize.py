@@ -80,8 +80,7 @@ def initial_gaussians(
     elif mode == "depth":
         if views.depth is None:
             raise InputError(None, "init='depth' but the views have no depth maps")
-        pts, cols = points_from_depth(views, cfg.init_points, rng)
-        scales = None
+        pts, cols, scales = points_from_depth(views, cfg.init_points, rng)
     else:
         near, far = bounds if bounds is not None else (None, None)
         pts, cols, scales = points_in_frusta(views, cfg.init_points, rng, near, far)

@@ -1,7 +1,8 @@
 """One entry point for rendering splats: :func:`render`, over three backends.
 
-- ``"cpu"``: tiled numba kernels with a hand-written backward (:mod:`see3d.splat.rasterize_cpu`),
-- ``"torch"``: the dense pure-torch reference (:mod:`see3d.splat.rasterize_ref`; slow, for checking),
+- ``"cpu"``: numba kernels with hand-written backwards: projection + SH colour (:mod:`see3d.splat.project_cpu`)
+  and tiled compositing (:mod:`see3d.splat.rasterize_cpu`),
+- ``"torch"``: the pure-torch reference (:mod:`see3d.splat.project` + :mod:`see3d.splat.rasterize_ref`; slow, for checking),
 - ``"gsplat"``: gsplat's CUDA kernels (:mod:`see3d.splat.rasterize_gsplat`),
 - ``"auto"``: gsplat when the splats are on a CUDA device and gsplat is installed, else cpu.
 """
@@ -90,20 +91,21 @@ def render(
         out = render_gsplat(gaussians, K, w2c, width, height, degree, near_plane, eps2d)
         rgb, depth, alpha = out["rgb"], out["depth"], out["alpha"]
         extra = {k: out[k] for k in ("means2d", "ids", "visible")}
+    elif which == "cpu":
+        from see3d.splat.project_cpu import project_cpu
+        from see3d.splat.rasterize_cpu import composite_cpu
+
+        if device.type != "cpu":
+            raise ValueError("render: the cpu backend needs CPU tensors (use backend='gsplat' or 'auto' on CUDA)")
+        p = project_cpu(gaussians, K, w2c, width, height, degree, near_plane, eps2d)
+        rgb, dsum, alpha = composite_cpu(p, width, height)
     else:
         from see3d.splat.project import project
+        from see3d.splat.rasterize_ref import composite_ref
 
         p = project(gaussians, K, w2c, width, height, degree, near_plane, eps2d)
-        if which == "cpu":
-            from see3d.splat.rasterize_cpu import composite_cpu
-
-            if device.type != "cpu":
-                raise ValueError("render: the cpu backend needs CPU tensors (use backend='gsplat' or 'auto' on CUDA)")
-            rgb, dsum, alpha = composite_cpu(p, width, height)
-        else:
-            from see3d.splat.rasterize_ref import composite_ref
-
-            rgb, dsum, alpha = composite_ref(p, width, height)
+        rgb, dsum, alpha = composite_ref(p, width, height)
+    if which != "gsplat":
         depth = torch.where(alpha > 0, dsum / alpha.clamp_min(1e-10), torch.zeros_like(dsum))
         extra = {"means2d": p.means2d, "ids": p.ids, "visible": p.visible}
     if extra["means2d"].requires_grad:
