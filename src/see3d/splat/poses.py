@@ -75,9 +75,11 @@ class PoseCorrections:
         lr_rot, lr_trans: peak Adam learning rates (rad, extent units).
         start, warmup: first step that moves the cameras, steps of the linear ramp to the peak rate;
             the rate then decays exponentially to 1% of the peak at ``iters``.
+        fix_first: keep view 0 as given (the gauge while training; off when aligning held-out views).
     """
 
-    def __init__(self, n: int, extent: float, lr_rot: float, lr_trans: float, start: int, warmup: int, iters: int, device=None):
+    def __init__(self, n: int, extent: float, lr_rot: float, lr_trans: float, start: int, warmup: int, iters: int, device=None, fix_first: bool = True):
+        self.fix_first = fix_first
         self.rot = torch.zeros(n, 3, device=device, requires_grad=True)
         self.trans = torch.zeros(n, 3, device=device, requires_grad=True)
         self.peak = {"rot": float(lr_rot), "trans": float(lr_trans) * float(extent)}
@@ -99,7 +101,7 @@ class PoseCorrections:
 
     def apply(self, i: int, c2w: torch.Tensor) -> torch.Tensor:
         """The refined (4, 4) camera-to-world of view ``i`` (differentiable in the correction; view 0 as given)."""
-        if i == 0:
+        if i == 0 and self.fix_first:
             return c2w
         xi = torch.cat([self.trans[i], self.rot[i]])[None].to(c2w.dtype)
         return c2w @ se3_exp(xi)[0]
@@ -117,7 +119,8 @@ class PoseCorrections:
     def refined(self, c2w: torch.Tensor) -> torch.Tensor:
         """(N, 4, 4) nominal camera-to-world -> refined ones (view 0 unchanged)."""
         xi = torch.cat([self.trans, self.rot], -1).to(c2w.dtype)
-        xi[0] = 0
+        if self.fix_first:
+            xi[0] = 0
         return c2w @ se3_exp(xi)
 
     @torch.no_grad()
@@ -171,3 +174,22 @@ def perturb_c2w(c2w: np.ndarray, rot_deg: tuple[float, float], trans: float, rng
         out[i] = out[i] @ rot
         out[i, :3, 3] += trans * d / np.linalg.norm(d)
     return out
+
+
+def align_cameras(gaussians, views, steps: int = 100, lr: float = 2e-3, extent: float = 1.0, background=(0.0, 0.0, 0.0), backend: str = "cpu") -> np.ndarray:
+    """Fit a rigid correction to every camera of ``views`` with ``gaussians`` frozen (L1 photometric loss;
+    the held-out-view protocol of pose-free methods such as InstantSplat, whose scene frame is only defined
+    up to the training cameras' gauge). Returns the aligned ``(N, 4, 4)`` camera-to-world."""
+    from see3d.splat.rasterize import render
+
+    g = gaussians.detach()
+    K, c2w = views.cameras.torch(dtype=g.means.dtype)
+    pc = PoseCorrections(len(views), extent, lr, lr, start=0, warmup=max(1, steps // 10), iters=steps, fix_first=False)
+    images = torch.as_tensor(views.images, dtype=g.means.dtype)
+    bg = torch.as_tensor(background, dtype=g.means.dtype)
+    for step in range(steps):
+        for i in range(len(views)):
+            out = render(g, K[i], views.cameras.width, views.cameras.height, c2w=pc.apply(i, c2w[i]), background=bg, backend=backend)
+            (out["rgb"] - images[i]).abs().mean().backward()
+        pc.step(step)
+    return pc.refined(c2w.double()).numpy()
