@@ -3,7 +3,9 @@
 For several splat counts and resolutions, prints the render time per frame (forward only) and the
 training steps per second (render + L1 loss + backward + Adam step) of the fast CPU path; of the same
 path with the previous pure-torch projection (``old``: numba compositing only, as before issue 23) and
-of the dense torch reference, measured in the same run (ratios = other / fast). The reference is
+of the dense torch reference, measured in the same run (ratios = other / fast; new and old are timed
+alternately and their ratio is the median of the per-pair ratios, so load changes on a shared machine
+affect both alike). The reference is
 O(pixels x splats) in time and memory, so by default it runs only where that product is small enough;
 ``--ref-all`` runs it everywhere. Target: 20k splats at 256x256 in about 0.5 s per training step on 2 cores.
 
@@ -64,8 +66,8 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(ts))
 
 
-def measure(backend: str, g: Gaussians, K, c2w, res: int, repeats: int) -> tuple[float, float]:
-    """(render seconds per frame, training seconds per step)."""
+def _functions(backend: str, g: Gaussians, K, c2w, res: int):
+    """(render one frame, one training step) closures; each step trains its own copy of ``g``."""
     target = torch.rand(res, res, 3, generator=torch.Generator().manual_seed(0))
 
     def fwd():
@@ -82,7 +84,37 @@ def measure(backend: str, g: Gaussians, K, c2w, res: int, repeats: int) -> tuple
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return fwd, step
+
+
+def measure(backend: str, g: Gaussians, K, c2w, res: int, repeats: int) -> tuple[float, float]:
+    """(render seconds per frame, training seconds per step)."""
+    fwd, step = _functions(backend, g, K, c2w, res)
     return _median_time(fwd, repeats), _median_time(step, repeats)
+
+
+def measure_against_old(g: Gaussians, K, c2w, res: int, repeats: int) -> tuple[float, float, float, float, float]:
+    """The cpu path and the old one (torch projection) timed alternately, so a changing machine load hits
+    both alike: (render s, step s, old render s, old step s, median of the per-pair step ratios old/new)."""
+    new_f, new_s = _functions("cpu", g, K, c2w, res)
+    old_f, old_s = _functions("cpu", g, K, c2w, res)
+
+    def timed(fn, old: bool) -> float:
+        with torch_projection() if old else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+
+    for fn, old in ((new_f, False), (new_s, False), (old_f, True), (old_s, True)):
+        timed(fn, old)  # warm-up (numba compile / caches)
+    t = {k: [] for k in ("nf", "ns", "of", "os")}
+    for _ in range(repeats):
+        t["nf"].append(timed(new_f, False))
+        t["of"].append(timed(old_f, True))
+        t["ns"].append(timed(new_s, False))
+        t["os"].append(timed(old_s, True))
+    ratio = float(np.median(np.array(t["os"]) / np.array(t["ns"])))
+    return (*(float(np.median(t[k])) for k in ("nf", "ns", "of", "os")), ratio)
 
 
 def main() -> None:
@@ -100,10 +132,8 @@ def main() -> None:
     for c in args.configs:
         n, res = (int(x) for x in c.lower().split("x"))
         g, K, c2w = scene(n, res)
-        fr, st = measure("cpu", g, K, c2w, res, args.repeats)
-        with torch_projection():
-            ofr, ost = measure("cpu", g, K, c2w, res, args.repeats)
-        line = f"{n:>7} {res:>5} | {fr * 1e3:>13.1f} {1 / st:>11.2f} | {ofr * 1e3:>13.1f} {1 / ost:>11.2f} | {ost / st:>11.2f}x | "
+        fr, st, ofr, ost, ratio = measure_against_old(g, K, c2w, res, args.repeats)
+        line = f"{n:>7} {res:>5} | {fr * 1e3:>13.1f} {1 / st:>11.2f} | {ofr * 1e3:>13.1f} {1 / ost:>11.2f} | {ratio:>11.2f}x | "
         if args.ref_all or n * res * res <= REF_MAX_PAIRS:
             rfr, rst = measure("torch", g, K, c2w, res, max(1, args.repeats // 2))
             line += f"{rfr * 1e3:>13.1f} {1 / rst:>11.3f} | {rfr / fr:>7.1f}x {rst / st:>6.1f}x"
