@@ -20,6 +20,7 @@ from see3d.splat.gaussians import Gaussians
 from see3d.splat.project import Projected
 from see3d.splat.sh import SH_C0, SH_C1, SH_C2, SH_C3
 
+_CHUNK = 256  # splats per parallel work item (scratch arrays are allocated once per item, not per splat)
 _C2 = np.array(SH_C2, np.float64)
 _C3 = np.array(SH_C3, np.float64)
 
@@ -134,51 +135,53 @@ def _clampf(v, lo, hi):
 @njit(parallel=True, cache=True)
 def _forward(means, quats, log_scales, logits, sh, R, t, cc, cam, lims, eps2d, near, degree, width, height, o_m2d, o_con, o_z, o_op, o_col, o_raw, o_rects):
     nb = (degree + 1) * (degree + 1)
-    for g in prange(means.shape[0]):
+    G = means.shape[0]
+    for chunk in prange((G + _CHUNK - 1) // _CHUNK):
         Rq = np.empty((3, 3))
         T = np.empty((2, 3))
         M = np.empty((3, 3))
         A = np.empty((2, 3))
         B = np.empty(16)
         dB = np.empty((16, 3))
-        px, py, z, valid, u, v, uc, vc, tx, ty, J00, J02, J11, J12, qw, qx, qy, qz, qn, a, b, c = _geometry(
-            g, means, quats, log_scales, R, t, cam, lims, eps2d, near, Rq, T, M, A
-        )
-        det = a * c - b * b
-        o_con[g, 0] = c / det
-        o_con[g, 1] = -b / det
-        o_con[g, 2] = a / det
-        o_m2d[g, 0] = cam[0] * px / z + cam[2]
-        o_m2d[g, 1] = cam[1] * py / z + cam[3]
-        o_z[g] = z
-        o_op[g] = 1.0 / (1.0 + math.exp(-logits[g])) if valid else 0.0
-        d0, d1, d2 = means[g, 0] - cc[0], means[g, 1] - cc[1], means[g, 2] - cc[2]
-        dn = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), 1e-12)
-        _basis(d0 / dn, d1 / dn, d2 / dn, degree, B, dB)
-        for ch in range(3):
-            s = 0.5
-            for k in range(nb):
-                s += B[k] * sh[g, k, ch]
-            o_raw[g, ch] = s
-            o_col[g, ch] = max(s, 0.0)
-        # the alpha >= 1/255 box, as see3d.splat.project.alpha_rects computes it (from the rounded outputs)
-        ca, cb, ccn = float(o_con[g, 0]), float(o_con[g, 1]), float(o_con[g, 2])
-        op = float(o_op[g])
-        dt = ca * ccn - cb * cb
-        r2 = max(2.0 * math.log(255.0 * op), 0.0) if op > 0 else 0.0
-        ex = math.sqrt(r2 * max(ccn / dt, 0.0)) * 1.001 + 1e-3
-        ey = math.sqrt(r2 * max(ca / dt, 0.0)) * 1.001 + 1e-3
-        mx, my = float(o_m2d[g, 0]), float(o_m2d[g, 1])
-        x0 = _clampf(np.ceil(mx - ex - 0.5), 0.0, width)
-        x1 = _clampf(np.floor(mx + ex - 0.5), -1.0, width - 1.0)
-        y0 = _clampf(np.ceil(my - ey - 0.5), 0.0, height)
-        y1 = _clampf(np.floor(my + ey - 0.5), -1.0, height - 1.0)
-        if r2 <= 0 or not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(y0) and math.isfinite(y1)):
-            x0, x1, y0, y1 = 0.0, -1.0, 0.0, -1.0
-        o_rects[g, 0] = int(x0)
-        o_rects[g, 1] = int(x1)
-        o_rects[g, 2] = int(y0)
-        o_rects[g, 3] = int(y1)
+        for g in range(chunk * _CHUNK, min(G, (chunk + 1) * _CHUNK)):
+            px, py, z, valid, u, v, uc, vc, tx, ty, J00, J02, J11, J12, qw, qx, qy, qz, qn, a, b, c = _geometry(
+                g, means, quats, log_scales, R, t, cam, lims, eps2d, near, Rq, T, M, A
+            )
+            det = a * c - b * b
+            o_con[g, 0] = c / det
+            o_con[g, 1] = -b / det
+            o_con[g, 2] = a / det
+            o_m2d[g, 0] = cam[0] * px / z + cam[2]
+            o_m2d[g, 1] = cam[1] * py / z + cam[3]
+            o_z[g] = z
+            o_op[g] = 1.0 / (1.0 + math.exp(-logits[g])) if valid else 0.0
+            d0, d1, d2 = means[g, 0] - cc[0], means[g, 1] - cc[1], means[g, 2] - cc[2]
+            dn = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), 1e-12)
+            _basis(d0 / dn, d1 / dn, d2 / dn, degree, B, dB)
+            for ch in range(3):
+                s = 0.5
+                for k in range(nb):
+                    s += B[k] * sh[g, k, ch]
+                o_raw[g, ch] = s
+                o_col[g, ch] = max(s, 0.0)
+            # the alpha >= 1/255 box, as see3d.splat.project.alpha_rects computes it (from the rounded outputs)
+            ca, cb, ccn = float(o_con[g, 0]), float(o_con[g, 1]), float(o_con[g, 2])
+            op = float(o_op[g])
+            dt = ca * ccn - cb * cb
+            r2 = max(2.0 * math.log(255.0 * op), 0.0) if op > 0 else 0.0
+            ex = math.sqrt(r2 * max(ccn / dt, 0.0)) * 1.001 + 1e-3
+            ey = math.sqrt(r2 * max(ca / dt, 0.0)) * 1.001 + 1e-3
+            mx, my = float(o_m2d[g, 0]), float(o_m2d[g, 1])
+            x0 = _clampf(np.ceil(mx - ex - 0.5), 0.0, width)
+            x1 = _clampf(np.floor(mx + ex - 0.5), -1.0, width - 1.0)
+            y0 = _clampf(np.ceil(my - ey - 0.5), 0.0, height)
+            y1 = _clampf(np.floor(my + ey - 0.5), -1.0, height - 1.0)
+            if r2 <= 0 or not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(y0) and math.isfinite(y1)):
+                x0, x1, y0, y1 = 0.0, -1.0, 0.0, -1.0
+            o_rects[g, 0] = int(x0)
+            o_rects[g, 1] = int(x1)
+            o_rects[g, 2] = int(y0)
+            o_rects[g, 3] = int(y1)
 
 
 @njit(parallel=True, cache=True)
@@ -186,136 +189,139 @@ def _backward(means, quats, log_scales, logits, sh, R, t, cc, cam, lims, eps2d, 
     """g_pose (G, 12): per-splat d R (row-major 9) and d t (3) of the world-to-camera matrix."""
     nb = (degree + 1) * (degree + 1)
     fx, fy = cam[0], cam[1]
-    for g in prange(means.shape[0]):
+    G = means.shape[0]
+    for chunk in prange((G + _CHUNK - 1) // _CHUNK):
         Rq = np.empty((3, 3))
         T = np.empty((2, 3))
         M = np.empty((3, 3))
         A = np.empty((2, 3))
         B = np.empty(16)
         dB = np.empty((16, 3))
-        dR = np.zeros((3, 3))
-        px, py, z, valid, u, v, uc, vc, tx, ty, J00, J02, J11, J12, qw, qx, qy, qz, qn, a, b, c = _geometry(
-            g, means, quats, log_scales, R, t, cam, lims, eps2d, near, Rq, T, M, A
-        )
-        # --- colour: c = max(sum_k B_k sh_k + 0.5, 0), B along d = mean - cam centre (normalised)
-        d0, d1, d2 = means[g, 0] - cc[0], means[g, 1] - cc[1], means[g, 2] - cc[2]
-        dn = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), 1e-12)
-        ux, uy, uz = d0 / dn, d1 / dn, d2 / dn
-        _basis(ux, uy, uz, degree, B, dB)
-        dc0 = d_col[g, 0] if col_raw[g, 0] >= 0 else 0.0
-        dc1 = d_col[g, 1] if col_raw[g, 1] >= 0 else 0.0
-        dc2 = d_col[g, 2] if col_raw[g, 2] >= 0 else 0.0
-        ddx = 0.0
-        ddy = 0.0
-        ddz = 0.0
-        for k in range(sh.shape[1]):
-            if k < nb:
-                g_sh[g, k, 0] = B[k] * dc0
-                g_sh[g, k, 1] = B[k] * dc1
-                g_sh[g, k, 2] = B[k] * dc2
-                dBk = sh[g, k, 0] * dc0 + sh[g, k, 1] * dc1 + sh[g, k, 2] * dc2
-                ddx += dBk * dB[k, 0]
-                ddy += dBk * dB[k, 1]
-                ddz += dBk * dB[k, 2]
-            else:
-                g_sh[g, k, 0] = 0.0
-                g_sh[g, k, 1] = 0.0
-                g_sh[g, k, 2] = 0.0
-        dot = ux * ddx + uy * ddy + uz * ddz
-        gd0 = (ddx - ux * dot) / dn
-        gd1 = (ddy - uy * dot) / dn
-        gd2 = (ddz - uz * dot) / dn
-        gm0, gm1, gm2 = gd0, gd1, gd2
-        # --- opacity
-        if valid:
-            sg = 1.0 / (1.0 + math.exp(-logits[g]))
-            g_logits[g] = d_op[g] * sg * (1.0 - sg)
-        else:
-            g_logits[g] = 0.0
-        # --- means2d = (fx x / z + cx, fy y / z + cy) and depth z
-        dpx = d_m2d[g, 0] * fx / z
-        dpy = d_m2d[g, 1] * fy / z
-        dz = -(d_m2d[g, 0] * fx * px + d_m2d[g, 1] * fy * py) / (z * z) + d_z[g]
-        # --- conic = (c, -b, a) / det
-        inv = 1.0 / (a * c - b * b)
-        inv2 = inv * inv
-        k0, k1, k2 = d_con[g, 0], d_con[g, 1], d_con[g, 2]
-        da = k0 * (-c * c * inv2) + k1 * (b * c * inv2) + k2 * (inv - a * c * inv2)
-        db = k0 * (2 * b * c * inv2) + k1 * (-inv - 2 * b * b * inv2) + k2 * (2 * a * b * inv2)
-        dc = k0 * (inv - a * c * inv2) + k1 * (a * b * inv2) + k2 * (-a * a * inv2)
-        dA00 = 2 * da * A[0, 0] + db * A[1, 0]
-        dA01 = 2 * da * A[0, 1] + db * A[1, 1]
-        dA02 = 2 * da * A[0, 2] + db * A[1, 2]
-        dA10 = 2 * dc * A[1, 0] + db * A[0, 0]
-        dA11 = 2 * dc * A[1, 1] + db * A[0, 1]
-        dA12 = 2 * dc * A[1, 2] + db * A[0, 2]
-        # A = T M
+        dR = np.empty((3, 3))
         dT = np.empty((2, 3))
-        for i in range(3):
-            dT[0, i] = dA00 * M[i, 0] + dA01 * M[i, 1] + dA02 * M[i, 2]
-            dT[1, i] = dA10 * M[i, 0] + dA11 * M[i, 1] + dA12 * M[i, 2]
         dRq = np.empty((3, 3))
-        for i in range(3):
-            dM0 = T[0, i] * dA00 + T[1, i] * dA10
-            dM1 = T[0, i] * dA01 + T[1, i] * dA11
-            dM2 = T[0, i] * dA02 + T[1, i] * dA12
-            dRq[i, 0] = dM0 * math.exp(log_scales[g, 0])
-            dRq[i, 1] = dM1 * math.exp(log_scales[g, 1])
-            dRq[i, 2] = dM2 * math.exp(log_scales[g, 2])
-        for j in range(3):
-            s = 0.0
+        for g in range(chunk * _CHUNK, min(G, (chunk + 1) * _CHUNK)):
+            dR[:] = 0.0
+            px, py, z, valid, u, v, uc, vc, tx, ty, J00, J02, J11, J12, qw, qx, qy, qz, qn, a, b, c = _geometry(
+                g, means, quats, log_scales, R, t, cam, lims, eps2d, near, Rq, T, M, A
+            )
+            # --- colour: c = max(sum_k B_k sh_k + 0.5, 0), B along d = mean - cam centre (normalised)
+            d0, d1, d2 = means[g, 0] - cc[0], means[g, 1] - cc[1], means[g, 2] - cc[2]
+            dn = max(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2), 1e-12)
+            ux, uy, uz = d0 / dn, d1 / dn, d2 / dn
+            _basis(ux, uy, uz, degree, B, dB)
+            dc0 = d_col[g, 0] if col_raw[g, 0] >= 0 else 0.0
+            dc1 = d_col[g, 1] if col_raw[g, 1] >= 0 else 0.0
+            dc2 = d_col[g, 2] if col_raw[g, 2] >= 0 else 0.0
+            ddx = 0.0
+            ddy = 0.0
+            ddz = 0.0
+            for k in range(sh.shape[1]):
+                if k < nb:
+                    g_sh[g, k, 0] = B[k] * dc0
+                    g_sh[g, k, 1] = B[k] * dc1
+                    g_sh[g, k, 2] = B[k] * dc2
+                    dBk = sh[g, k, 0] * dc0 + sh[g, k, 1] * dc1 + sh[g, k, 2] * dc2
+                    ddx += dBk * dB[k, 0]
+                    ddy += dBk * dB[k, 1]
+                    ddz += dBk * dB[k, 2]
+                else:
+                    g_sh[g, k, 0] = 0.0
+                    g_sh[g, k, 1] = 0.0
+                    g_sh[g, k, 2] = 0.0
+            dot = ux * ddx + uy * ddy + uz * ddz
+            gd0 = (ddx - ux * dot) / dn
+            gd1 = (ddy - uy * dot) / dn
+            gd2 = (ddz - uz * dot) / dn
+            gm0, gm1, gm2 = gd0, gd1, gd2
+            # --- opacity
+            if valid:
+                sg = 1.0 / (1.0 + math.exp(-logits[g]))
+                g_logits[g] = d_op[g] * sg * (1.0 - sg)
+            else:
+                g_logits[g] = 0.0
+            # --- means2d = (fx x / z + cx, fy y / z + cy) and depth z
+            dpx = d_m2d[g, 0] * fx / z
+            dpy = d_m2d[g, 1] * fy / z
+            dz = -(d_m2d[g, 0] * fx * px + d_m2d[g, 1] * fy * py) / (z * z) + d_z[g]
+            # --- conic = (c, -b, a) / det
+            inv = 1.0 / (a * c - b * b)
+            inv2 = inv * inv
+            k0, k1, k2 = d_con[g, 0], d_con[g, 1], d_con[g, 2]
+            da = k0 * (-c * c * inv2) + k1 * (b * c * inv2) + k2 * (inv - a * c * inv2)
+            db = k0 * (2 * b * c * inv2) + k1 * (-inv - 2 * b * b * inv2) + k2 * (2 * a * b * inv2)
+            dc = k0 * (inv - a * c * inv2) + k1 * (a * b * inv2) + k2 * (-a * a * inv2)
+            dA00 = 2 * da * A[0, 0] + db * A[1, 0]
+            dA01 = 2 * da * A[0, 1] + db * A[1, 1]
+            dA02 = 2 * da * A[0, 2] + db * A[1, 2]
+            dA10 = 2 * dc * A[1, 0] + db * A[0, 0]
+            dA11 = 2 * dc * A[1, 1] + db * A[0, 1]
+            dA12 = 2 * dc * A[1, 2] + db * A[0, 2]
+            # A = T M
             for i in range(3):
-                s += dRq[i, j] * Rq[i, j]  # dM_ij Rq_ij s_j = dRq_ij Rq_ij
-            g_ls[g, j] = s
-        # quaternion (normalised w, x, y, z) -> raw
-        gw = 2 * (-qz * dRq[0, 1] + qy * dRq[0, 2] + qz * dRq[1, 0] - qx * dRq[1, 2] - qy * dRq[2, 0] + qx * dRq[2, 1])
-        gx = 2 * (qy * dRq[0, 1] + qz * dRq[0, 2] + qy * dRq[1, 0] - 2 * qx * dRq[1, 1] - qw * dRq[1, 2] + qz * dRq[2, 0] + qw * dRq[2, 1] - 2 * qx * dRq[2, 2])
-        gy = 2 * (-2 * qy * dRq[0, 0] + qx * dRq[0, 1] + qw * dRq[0, 2] + qx * dRq[1, 0] + qz * dRq[1, 2] - qw * dRq[2, 0] + qz * dRq[2, 1] - 2 * qy * dRq[2, 2])
-        gz = 2 * (-2 * qz * dRq[0, 0] - qw * dRq[0, 1] + qx * dRq[0, 2] + qw * dRq[1, 0] - 2 * qz * dRq[1, 1] + qy * dRq[1, 2] + qx * dRq[2, 0] + qy * dRq[2, 1])
-        qd = qw * gw + qx * gx + qy * gy + qz * gz
-        g_quats[g, 0] = (gw - qw * qd) / qn
-        g_quats[g, 1] = (gx - qx * qd) / qn
-        g_quats[g, 2] = (gy - qy * qd) / qn
-        g_quats[g, 3] = (gz - qz * qd) / qn
-        # T = J R  (J rows: (J00, 0, J02), (0, J11, J12))
-        dJ00 = dT[0, 0] * R[0, 0] + dT[0, 1] * R[0, 1] + dT[0, 2] * R[0, 2]
-        dJ02 = dT[0, 0] * R[2, 0] + dT[0, 1] * R[2, 1] + dT[0, 2] * R[2, 2]
-        dJ11 = dT[1, 0] * R[1, 0] + dT[1, 1] * R[1, 1] + dT[1, 2] * R[1, 2]
-        dJ12 = dT[1, 0] * R[2, 0] + dT[1, 1] * R[2, 1] + dT[1, 2] * R[2, 2]
-        for j in range(3):
-            dR[0, j] += J00 * dT[0, j]
-            dR[1, j] += J11 * dT[1, j]
-            dR[2, j] += J02 * dT[0, j] + J12 * dT[1, j]
-        z2 = z * z
-        dz += -dJ00 * fx / z2 - dJ11 * fy / z2 + dJ02 * 2 * fx * tx / (z2 * z) + dJ12 * 2 * fy * ty / (z2 * z)
-        dtx = -dJ02 * fx / z2
-        dty = -dJ12 * fy / z2
-        if uc == u:
-            dpx += dtx
-        else:
-            dz += dtx * uc
-        if vc == v:
-            dpy += dty
-        else:
-            dz += dty * vc
-        dpz = dz if valid else 0.0
-        # p = R mean + t
-        gm0 += R[0, 0] * dpx + R[1, 0] * dpy + R[2, 0] * dpz
-        gm1 += R[0, 1] * dpx + R[1, 1] * dpy + R[2, 1] * dpz
-        gm2 += R[0, 2] * dpx + R[1, 2] * dpy + R[2, 2] * dpz
-        g_means[g, 0] = gm0
-        g_means[g, 1] = gm1
-        g_means[g, 2] = gm2
-        m = (means[g, 0], means[g, 1], means[g, 2])
-        dp = (dpx, dpy, dpz)
-        dcc = (-gd0, -gd1, -gd2)  # d = mean - cc
-        for r in range(3):
+                dT[0, i] = dA00 * M[i, 0] + dA01 * M[i, 1] + dA02 * M[i, 2]
+                dT[1, i] = dA10 * M[i, 0] + dA11 * M[i, 1] + dA12 * M[i, 2]
+            for i in range(3):
+                dM0 = T[0, i] * dA00 + T[1, i] * dA10
+                dM1 = T[0, i] * dA01 + T[1, i] * dA11
+                dM2 = T[0, i] * dA02 + T[1, i] * dA12
+                dRq[i, 0] = dM0 * math.exp(log_scales[g, 0])
+                dRq[i, 1] = dM1 * math.exp(log_scales[g, 1])
+                dRq[i, 2] = dM2 * math.exp(log_scales[g, 2])
             for j in range(3):
-                dR[r, j] += dp[r] * m[j] - t[r] * dcc[j]  # cc = -R^T t
-        for r in range(3):
-            g_pose[g, 9 + r] = dp[r] - (R[r, 0] * dcc[0] + R[r, 1] * dcc[1] + R[r, 2] * dcc[2])
+                s = 0.0
+                for i in range(3):
+                    s += dRq[i, j] * Rq[i, j]  # dM_ij Rq_ij s_j = dRq_ij Rq_ij
+                g_ls[g, j] = s
+            # quaternion (normalised w, x, y, z) -> raw
+            gw = 2 * (-qz * dRq[0, 1] + qy * dRq[0, 2] + qz * dRq[1, 0] - qx * dRq[1, 2] - qy * dRq[2, 0] + qx * dRq[2, 1])
+            gx = 2 * (qy * dRq[0, 1] + qz * dRq[0, 2] + qy * dRq[1, 0] - 2 * qx * dRq[1, 1] - qw * dRq[1, 2] + qz * dRq[2, 0] + qw * dRq[2, 1] - 2 * qx * dRq[2, 2])
+            gy = 2 * (-2 * qy * dRq[0, 0] + qx * dRq[0, 1] + qw * dRq[0, 2] + qx * dRq[1, 0] + qz * dRq[1, 2] - qw * dRq[2, 0] + qz * dRq[2, 1] - 2 * qy * dRq[2, 2])
+            gz = 2 * (-2 * qz * dRq[0, 0] - qw * dRq[0, 1] + qx * dRq[0, 2] + qw * dRq[1, 0] - 2 * qz * dRq[1, 1] + qy * dRq[1, 2] + qx * dRq[2, 0] + qy * dRq[2, 1])
+            qd = qw * gw + qx * gx + qy * gy + qz * gz
+            g_quats[g, 0] = (gw - qw * qd) / qn
+            g_quats[g, 1] = (gx - qx * qd) / qn
+            g_quats[g, 2] = (gy - qy * qd) / qn
+            g_quats[g, 3] = (gz - qz * qd) / qn
+            # T = J R  (J rows: (J00, 0, J02), (0, J11, J12))
+            dJ00 = dT[0, 0] * R[0, 0] + dT[0, 1] * R[0, 1] + dT[0, 2] * R[0, 2]
+            dJ02 = dT[0, 0] * R[2, 0] + dT[0, 1] * R[2, 1] + dT[0, 2] * R[2, 2]
+            dJ11 = dT[1, 0] * R[1, 0] + dT[1, 1] * R[1, 1] + dT[1, 2] * R[1, 2]
+            dJ12 = dT[1, 0] * R[2, 0] + dT[1, 1] * R[2, 1] + dT[1, 2] * R[2, 2]
             for j in range(3):
-                g_pose[g, 3 * r + j] = dR[r, j]
+                dR[0, j] += J00 * dT[0, j]
+                dR[1, j] += J11 * dT[1, j]
+                dR[2, j] += J02 * dT[0, j] + J12 * dT[1, j]
+            z2 = z * z
+            dz += -dJ00 * fx / z2 - dJ11 * fy / z2 + dJ02 * 2 * fx * tx / (z2 * z) + dJ12 * 2 * fy * ty / (z2 * z)
+            dtx = -dJ02 * fx / z2
+            dty = -dJ12 * fy / z2
+            if uc == u:
+                dpx += dtx
+            else:
+                dz += dtx * uc
+            if vc == v:
+                dpy += dty
+            else:
+                dz += dty * vc
+            dpz = dz if valid else 0.0
+            # p = R mean + t
+            gm0 += R[0, 0] * dpx + R[1, 0] * dpy + R[2, 0] * dpz
+            gm1 += R[0, 1] * dpx + R[1, 1] * dpy + R[2, 1] * dpz
+            gm2 += R[0, 2] * dpx + R[1, 2] * dpy + R[2, 2] * dpz
+            g_means[g, 0] = gm0
+            g_means[g, 1] = gm1
+            g_means[g, 2] = gm2
+            m = (means[g, 0], means[g, 1], means[g, 2])
+            dp = (dpx, dpy, dpz)
+            dcc = (-gd0, -gd1, -gd2)  # d = mean - cc
+            for r in range(3):
+                for j in range(3):
+                    dR[r, j] += dp[r] * m[j] - t[r] * dcc[j]  # cc = -R^T t
+            for r in range(3):
+                g_pose[g, 9 + r] = dp[r] - (R[r, 0] * dcc[0] + R[r, 1] * dcc[1] + R[r, 2] * dcc[2])
+                for j in range(3):
+                    g_pose[g, 3 * r + j] = dR[r, j]
 
 
 def _limits(K: np.ndarray, width: int, height: int) -> np.ndarray:
