@@ -29,7 +29,8 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
     ``sparse_max_views`` views, all real (none generated), use the optimiser's sparse-input settings (no
     densification, random background, scale regularisation). Initial splats: the request's points when
     given (dense protocol on COLMAP scenes), else random in the view frusta, between the LLFF near/far
-    bounds when known.
+    bounds when known. Camera refinement follows the config, by default on when generated views are present
+    (the first view, an input, fixes the gauge).
     """
 
     def reconstruct(req: ReconstructRequest) -> RenderFn:
@@ -43,6 +44,7 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
         cfg = dataclasses.replace(base or ReconstructConfig(), device=device, seed=req.seed, sparse=sparse)
         if req.iters is not None:
             cfg = dataclasses.replace(cfg, iters=req.iters)
+        cfg = cfg.resolved_for(generated=len(req.views) > req.num_inputs)  # camera refinement for generated views
         rng = np.random.default_rng(cfg.seed)
         bounds = None
         if req.bounds is not None:

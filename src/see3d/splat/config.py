@@ -90,6 +90,14 @@ class ReconstructConfig:
     def scale_reg_weight(self) -> float:
         return (0.01 if self.sparse else 0.0) if self.scale_reg is None else float(self.scale_reg)
 
+    def resolved_for(self, generated: bool) -> ReconstructConfig:
+        """This config with ``refine_cameras=None`` made concrete: on when the views include generated ones."""
+        if self.refine_cameras is not None:
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, refine_cameras=bool(generated))
+
     @property
     def lpips_start(self) -> int:
         return self.iters // 2 if self.lpips_from is None else self.lpips_from

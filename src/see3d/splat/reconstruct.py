@@ -10,7 +10,6 @@ with its correction), optionally ``metrics.json`` (held-out PSNR/SSIM), ``mesh.p
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -124,8 +123,7 @@ def reconstruct(
     if isinstance(data, Views):
         data = TrainingData(data)
     data.views.cameras.check("the training cameras")  # before anything is written
-    if cfg.refine_cameras is None:
-        cfg = dataclasses.replace(cfg, refine_cameras=data.generated)
+    cfg = cfg.resolved_for(generated=data.generated)
     out = Path(out)
     if not resume:
         check_out_dir(out, overwrite)
