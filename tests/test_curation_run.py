@@ -161,7 +161,8 @@ def test_bad_inputs_become_error_rows_and_the_run_goes_on(videos, tmp_path):
     assert summary.errors == 6 and rows["good.mp4"]["decision"] == labels.KEEP
     for name in ("junk.mp4", "truncated.mp4", "link.mp4", "audio.mp4", "empty.mp4", "missing.mp4"):
         r = rows[name]
-        assert (r["decision"], r["reason"]) == (labels.ERROR, labels.DECODE_ERROR) and name in r["message"], r
+        reason = labels.TRUNCATED if name == "truncated.mp4" else labels.DECODE_ERROR
+        assert (r["decision"], r["reason"]) == (labels.ERROR, reason) and name in r["message"], r
     assert "not found" in rows["missing.mp4"]["message"] and "no video stream" in rows["audio.mp4"]["message"]
     assert not [r for r in _manifest(out) if r["kind"] == "clip" and r["video"] != str(videos["good"])]
 

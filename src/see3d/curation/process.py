@@ -189,8 +189,9 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
     """Curate one video in memory: manifest rows (video row first) and the kept clips' samples.
 
     Bad inputs do not raise: they give a single ``error`` row (``decode_error`` for unreadable or
-    undecodable files, ``truncated`` when fewer seconds decode than the container declares,
-    ``processing_error`` for unexpected failures) with the message.
+    undecodable files, ``truncated`` for files cut short (an MP4 box running past the end of the
+    file, no index, or fewer seconds decoding than the container declares), ``processing_error`` for
+    unexpected failures) with the message; a truncated file keeps no clip, even of its readable start.
     """
     key = video_key(video)
     timer = StageTimer()
