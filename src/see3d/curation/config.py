@@ -35,8 +35,11 @@ class CurateConfig:
     raft_iters: int = field(default=12, metadata={"min": 1, "help": "RAFT GRU iterations (official WebVi3D scripts: 20)"})
     dis_preset: Literal["ultrafast", "fast", "medium"] = field(default="medium", metadata={"help": "OpenCV DIS preset"})
     dis_patch_stride: int = field(default=4, metadata={"help": "DIS patch stride (0 = the preset's)"})
-    detector: Literal["hog", "maskrcnn", "none"] = field(default="hog", metadata={"help": "semantic stage detector: OpenCV HOG people (embedded), Mask R-CNN (needs weights), none"})
-    maskrcnn_weights: Path | None = field(default=None, metadata={"help": "torchvision maskrcnn_resnet50_fpn COCO state dict (.pth)"})
+    detector: Literal["mediapipe", "hog", "maskrcnn", "none"] = field(
+        default="mediapipe", metadata={"help": "semantic stage detector: MediaPipe person + hand detectors (LiteRT), OpenCV HOG people, Mask R-CNN (COCO), none"}
+    )
+    detector_models: Path | None = field(default=None, metadata={"help": "mediapipe 0.10.x wheel or folder with its pose/palm detection .tflite files (default: looked up, see docs/curation.md)"})
+    maskrcnn_weights: Path | None = field(default=None, metadata={"help": "torchvision maskrcnn_resnet50_fpn COCO state dict (.pth); default: torchvision's cache, downloaded when online"})
     hog_threshold: float = field(default=1.0, metadata={"help": "HOG SVM score threshold"})
     device: str = field(default="cpu", metadata={"help": "torch device of RAFT / Mask R-CNN"})
     frame_format: Literal["jpg", "webp"] = field(default="jpg", metadata={"help": "stored frame format"})

@@ -60,12 +60,21 @@ class DynamicConfig:
     refine_px: float = field(default=1.0, metadata={"help": "Sampson distance of the matches used in the refits, pixels"})
     sampson_px: float = field(default=1.5, metadata={"help": "Sampson distance above which a pixel is dynamic, pixels (plus sampson_rel)"})
     sampson_rel: float = field(default=0.1, metadata={"help": "added to sampson_px per pixel of median flow (flow errors grow with displacement)"})
+    photo_ncc: float = field(default=0.5, metadata={"help": "trusted flow lands on matching content: local 7x7 NCC of frame a and the flow-warped frame b at least this (-1 = off)"})
     texture: float = field(default=1e-4, metadata={"help": "smallest structure-tensor eigenvalue (grey in [0,1], 5x5) of a trusted flow pixel"})
     min_reliable: float = field(default=0.25, metadata={"help": "dynamic fractions are taken over the trusted pixels, but at least this fraction of the image"})
     static_flow_px: float = field(default=0.3, metadata={"help": "median flow below which the camera is taken as still (no F)"})
     border: float = field(default=0.03, metadata={"help": "ignored image border, fraction of the short side"})
     blob_kernel: int = field(default=5, metadata={"help": "closing kernel joining dynamic pixels into blobs, pixels"})
     min_blob: float = field(default=0.006, metadata={"help": "smallest dynamic blob kept, fraction of the image"})
+    change_ncc: float = field(default=0.3, metadata={"help": "measured pixels below this photometric NCC show content the flow did not follow (small movers)"})
+    small_blob: float = field(default=0.001, metadata={"help": "smallest region of changed content followed as a small mover, fraction of the image"})
+    small_blob_max: float = field(default=0.02, metadata={"help": "largest such region (larger movers are the epipolar test's)"})
+    max_movers: int = field(default=3, metadata={"help": "pairs with more changed regions are flow failure or noise, not followed"})
+    persist_pairs: float = field(default=0.75, metadata={"help": "drop when one small mover is followed through this fraction of the pairs"})
+    persist_min: int = field(default=3, metadata={"help": "... and at least this many pairs"})
+    persist_step: float = field(default=0.2, metadata={"help": "largest move of a followed region between analysed pairs, fraction of the diagonal"})
+    persist_dev: float = field(default=0.008, metadata={"help": "a followed region must miss its flow-predicted position by this (fraction of the diagonal): it moves on its own"})
     frame_area: float = field(default=0.02, metadata={"help": "dynamic area above which a pair counts as dynamic"})
     frames_drop: float = field(default=0.3, metadata={"help": "drop when at least this fraction of pairs is dynamic"})
     area_drop: float = field(default=0.018, metadata={"help": "drop when the mean dynamic area reaches this"})
@@ -152,10 +161,29 @@ def eq8_score(area: float, center: float) -> float:
     return 0.0
 
 
+def photo_consistency(grey_a: np.ndarray, grey_b: np.ndarray, fwd: np.ndarray, window: int = 7) -> np.ndarray:
+    """Local normalised cross-correlation, float32 ``(H, W)`` in [-1, 1], between frame a and frame b
+    warped back by the flow a->b (``window`` x ``window`` boxes; grey images uint8 ``(H, W)``).
+
+    A flow vector that lands on the same image content scores near 1 also for a moving object; one
+    that does not (a failed match: large displacements, strong perspective, specular or rippling
+    surfaces) scores low, however forward-backward consistent the flow is."""
+    h, w = grey_a.shape
+    gx, gy = _grid(h, w)
+    a = grey_a.astype(np.float32) * (1.0 / 255.0)
+    b = cv2.remap(grey_b.astype(np.float32) * (1.0 / 255.0), gx + fwd[..., 0], gy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    k = (window, window)
+    ma, mb = cv2.blur(a, k), cv2.blur(b, k)
+    va, vb = cv2.blur(a * a, k) - ma * ma, cv2.blur(b * b, k) - mb * mb
+    return (cv2.blur(a * b, k) - ma * mb) / np.sqrt(np.maximum(va * vb, 1e-10))
+
+
 def reliable_pixels(grey: np.ndarray, consistent: np.ndarray, cfg: DynamicConfig) -> np.ndarray:
-    """Pixels whose flow can be trusted, bool ``(H, W)``: forward-backward consistent, textured
+    """Pixels whose flow is a measurement, bool ``(H, W)``: forward-backward consistent, textured
     (smallest structure-tensor eigenvalue of the grey image in [0, 1] above ``texture``; flow in flat
-    regions is an interpolation, not a measurement) and away from the border."""
+    regions is an interpolation, not a measurement) and away from the border. The epipolar test also
+    requires photometric consistency (:func:`photo_consistency` at least ``photo_ncc``). Unreliable
+    flow is ignored, never counted as motion."""
     h, w = grey.shape
     tex = cv2.cornerMinEigenVal(grey.astype(np.float32) * (1.0 / 255.0), 5, 3) > cfg.texture
     b = int(round(cfg.border * min(h, w)))
@@ -191,7 +219,8 @@ def fit_fundamental(p1: np.ndarray, p2: np.ndarray, cfg: DynamicConfig, q1: np.n
 
 
 def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Dynamic pixels of frame a, bool ``(H, W)``, and the threshold used (pixels).
+    """Dynamic pixels of frame a, bool ``(H, W)`` (blobs of at least ``min_blob`` of the image), and
+    the threshold used (pixels).
 
     ``fwd``: (H, W, 2) flow a->b in pixels; ``reliable``: pixels to trust (:func:`reliable_pixels`).
     A pixel is dynamic when it is reliable and its Sampson distance to the epipolar geometry
@@ -229,6 +258,48 @@ def dynamic_mask(fwd: np.ndarray, reliable: np.ndarray, cfg: DynamicConfig, rng:
     return mask, thr
 
 
+def changed_blobs(changed: np.ndarray, fwd: np.ndarray, cfg: DynamicConfig) -> list[tuple[float, float, float, float, float]]:
+    """Isolated small regions whose content the flow did not follow: ``(x, y, area, u, v)`` per blob
+    (centroid in pixels, fraction of the image, median flow in the blob) for blobs of ``changed``
+    (bool ``(H, W)``) between ``small_blob`` and ``small_blob_max`` of the image; none when there are
+    more than ``max_movers`` such blobs (widespread change is flow failure or noise, not a mover)."""
+    h, w = changed.shape
+    k = max(3, cfg.blob_kernel | 1)
+    closed = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, lab, stats, cen = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    size = stats[1:, cv2.CC_STAT_AREA] / float(h * w)
+    ids = np.flatnonzero(size >= cfg.small_blob) + 1
+    if len(ids) > cfg.max_movers:
+        return []
+    out = []
+    for j in ids:
+        if size[j - 1] <= cfg.small_blob_max:
+            u, v = np.median(fwd[lab == j], axis=0)
+            out.append((float(cen[j, 0]), float(cen[j, 1]), float(size[j - 1]), float(u), float(v)))
+    return out
+
+
+def persistent_movers(blobs: list[list[tuple[float, float, float, float, float]]], frames_apart: list[int], max_step: float, min_dev: float) -> int:
+    """Length, in consecutive analysed pairs, of the longest chain of :func:`changed_blobs` that move
+    independently: a blob links to one of the previous pair within ``max_step`` pixels whose
+    position predicted by its own flow (``frames_apart`` frames later) misses it by at least
+    ``min_dev`` pixels (artefacts at occlusions or highlights move with the scene; a small fast
+    object the flow missed does not)."""
+    best, run, prev = 0, [], []
+    for cur, gap in zip(blobs, frames_apart):
+        now = []
+        for x, y, _, _, _ in cur:
+            links = [
+                run[j]
+                for j, (px, py, _, pu, pv) in enumerate(prev)
+                if np.hypot(x - px, y - py) <= max_step and np.hypot(x - px - gap * pu, y - py - gap * pv) >= min_dev
+            ]
+            now.append(1 + max(links, default=0))
+        best = max([best, *now])
+        prev, run = cur, now
+    return best
+
+
 def pair_indices(num_frames: int, step: int = 1, max_pairs: int = 0) -> list[int]:
     """First-frame indices of the analysed consecutive pairs: every ``step``-th, at most ``max_pairs``
     evenly spread (0 = no limit)."""
@@ -250,11 +321,15 @@ def analyse_dynamic(frames: np.ndarray, flow: FlowBackend, cfg: DynamicConfig, s
     h, w = frames.shape[1:3]
     cy0, cy1, cx0, cx1 = h // 4, (3 * h) // 4, w // 4, (3 * w) // 4
     pairs = pair_indices(len(frames), cfg.pair_step, cfg.max_pairs)
-    area, center, fbc, mags, scores = [], [], [], [], []
+    area, center, fbc, mags, scores, blobs = [], [], [], [], [], []
     for i in pairs:
         fwd, bwd = flow.pair(frames[i], frames[i + 1])
         cons = fb_consistency(fwd, bwd)
-        rel = reliable_pixels(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), cons, cfg)
+        grey_a = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
+        ncc = photo_consistency(grey_a, cv2.cvtColor(frames[i + 1], cv2.COLOR_RGB2GRAY), fwd)
+        measured = reliable_pixels(grey_a, cons, cfg)
+        rel = measured & (ncc >= cfg.photo_ncc)
+        blobs.append(changed_blobs(measured & (ncc < cfg.change_ncc), fwd, cfg))
         mask, _ = dynamic_mask(fwd, rel, cfg, rng)
         # fractions of the trusted area (at least min_reliable of the image, so a nearly
         # texture-less pair cannot report a large fraction from a few pixels)
@@ -277,4 +352,10 @@ def analyse_dynamic(frames: np.ndarray, flow: FlowBackend, cfg: DynamicConfig, s
     dyn_pairs = dyn_count / len(area)
     done = "" if len(area) == total else f" (decided after {len(area)} of {total} pairs)"
     msg = f"dynamic area {arr[0].mean():.4f} (drop at {cfg.area_drop}), {dyn_pairs:.0%} of pairs above {cfg.frame_area} (drop at {cfg.frames_drop:.0%}){done}"
+    diag = float(np.hypot(h, w))
+    chain = persistent_movers(blobs, [pairs[0] + 1, *np.diff(pairs)], cfg.persist_step * diag, cfg.persist_dev * diag)
+    need = max(cfg.persist_min, int(np.ceil(cfg.persist_pairs * total)))
+    if not drop and len(area) == total and chain >= need:
+        drop = True
+        msg = f"a small object moves on its own through {chain} consecutive pairs of {total} (drop at {need}); {msg}"
     return DynamicStats(*arr, dynamic_pairs=dyn_pairs, drop=bool(drop), message=msg)

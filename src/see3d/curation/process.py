@@ -57,10 +57,10 @@ _BACKENDS: dict[tuple, Backends] = {}
 
 def get_backends(cfg: CurateConfig) -> Backends:
     """Backends for ``cfg``, built once per process (RAFT / Mask R-CNN load their weights once)."""
-    key = (cfg.flow, str(cfg.raft_weights), cfg.raft_iters, cfg.dis_preset, cfg.dis_patch_stride, cfg.detector, str(cfg.maskrcnn_weights), cfg.hog_threshold, cfg.device)
+    key = (cfg.flow, str(cfg.raft_weights), cfg.raft_iters, cfg.dis_preset, cfg.dis_patch_stride, cfg.detector, str(cfg.maskrcnn_weights), str(cfg.detector_models), cfg.hog_threshold, cfg.device)
     if key not in _BACKENDS:
         flow = make_flow_backend(cfg.flow, cfg.raft_weights, cfg.raft_iters, cfg.dis_preset, cfg.device, cfg.dis_patch_stride)
-        detector = make_detector(cfg.detector, cfg.maskrcnn_weights, cfg.device, cfg.hog_threshold)
+        detector = make_detector(cfg.detector, cfg.maskrcnn_weights, cfg.device, cfg.hog_threshold, cfg.detector_models)
         _BACKENDS[key] = Backends(flow, detector)
     return _BACKENDS[key]
 
@@ -196,8 +196,8 @@ def analyse_video(video: str, cfg: CurateConfig, backends: Backends | None = Non
     key = video_key(video)
     timer = StageTimer()
     t0c, t0w = time.process_time(), time.perf_counter()
+    backends = backends or get_backends(cfg)  # a missing model is the run's problem, not this video's: it raises
     try:
-        backends = backends or get_backends(cfg)
         sampler = ClipSampler(video, cfg.sample)
         clip_recs: list[ClipRecord] = []
         samples: list[ClipSample] = []

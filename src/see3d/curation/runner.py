@@ -23,7 +23,7 @@ from pathlib import Path
 from see3d import labels
 from see3d.config import save_config
 from see3d.curation.config import CurateConfig
-from see3d.curation.process import VideoResult, _error_record, load_result, process_video, result_paths, video_key
+from see3d.curation.process import VideoResult, _error_record, get_backends, load_result, process_video, result_paths, video_key
 from see3d.curation.records import ClipRecord
 from see3d.curation.writer import ShardPart, commit_dataset, pack_shards
 from see3d.errors import InputError
@@ -247,6 +247,8 @@ def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | No
     save_config(cfg, out / "curate_config.json")
     digest = cfg.digest()
     todo = [v for v in videos if load_result(work_dir, v, digest, reuse_errors=not cfg.retry_errors) is None]
+    if todo:
+        get_backends(cfg)  # missing detector / flow models stop the run here with one clear line (and load once)
     log.info("%d videos, %d to process, %d finished earlier", len(videos), len(todo), len(videos) - len(todo))
     bar = progress(total=len(todo), desc="curate", unit="video", disable=None if cfg.progress else True)
     processed = 0

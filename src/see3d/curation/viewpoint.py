@@ -13,6 +13,10 @@ the tracks allow). For each pair (r(t), t):
 Clip values are the largest over pairs, divided by the image diagonal. Decision:
 
 - motion < ``static_motion``                        -> ``static_camera`` (essentially no motion);
+- at least ``still_tracks`` of the tracks followed over half the clip or more never leave a circle
+  of ``still_radius`` (of the diagonal) around their start -> ``small_motion`` (the official
+  criterion, 40 of ~100 tracks within 20 px, normalised: a nearly still camera filming moving
+  content such as rushing water, whose non-rigid tracks would otherwise read as parallax);
 - parallax low (< ``min_parallax``, or < ``min_parallax_ratio`` x motion: what remains after the
   homography is only tracking drift) and motion >= ``small_motion`` -> ``rotation_only`` (the image
   moves a lot, yet one homography explains it: a pan/tilt about the optical centre);
@@ -53,6 +57,8 @@ class ViewpointConfig:
     parallax_percentile: float = field(default=90.0, metadata={"help": "percentile of homography residuals taken as the pair's parallax"})
     ransac_px: float = field(default=1.0, metadata={"help": "homography RANSAC threshold, pixels"})
     ransac_iters: int = field(default=300, metadata={"help": "homography RANSAC iterations (pure rotations converge in a few)"})
+    still_radius: float = field(default=0.02, metadata={"help": "a track that stays within this (/diagonal) of its start is still"})
+    still_tracks: float = field(default=0.5, metadata={"help": "this fraction of still tracks (of those seen over half the clip) means small_motion"})
     min_common: int = field(default=20, metadata={"help": "fewest shared tracks for a frame pair"})
     min_tracks: int = field(default=20, metadata={"help": "fewer tracks: the viewpoint change cannot be measured"})
 
@@ -65,6 +71,7 @@ class ViewpointStats:
     motion: float  # / diagonal
     parallax: float  # / diagonal
     parallax_ratio: float
+    still: float  # fraction of the long tracks that stay within still_radius of their start
     reason: str | None  # None = pass
     message: str
 
@@ -107,6 +114,7 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
         if p > best_p:
             best_p, ratio = p, p / max(m, 1e-9)
     motion, parallax = best_m / diag, best_p / diag
+    still = still_fraction(tracks, diag, cfg.still_radius)
     if n < cfg.min_tracks:
         reason, msg = labels.SMALL_MOTION, f"only {n} trackable points: viewpoint change not measurable"
     elif measured == 0:  # motion 0 here means "not measured", not "no motion"
@@ -114,6 +122,8 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
                                            "cannot be measured (too fast or too little texture for the sampling rate)")  # fmt: skip
     elif motion < cfg.static_motion:
         reason, msg = labels.STATIC_CAMERA, f"motion {motion:.5f} < {cfg.static_motion} of the diagonal"
+    elif still >= cfg.still_tracks:
+        reason, msg = labels.SMALL_MOTION, f"{still:.0%} of the tracks stay within {cfg.still_radius} of the diagonal (>= {cfg.still_tracks:.0%})"
     elif parallax < cfg.min_parallax or parallax < cfg.min_parallax_ratio * motion:
         if motion >= cfg.small_motion:
             reason, msg = labels.ROTATION_ONLY, f"motion {motion:.3f} but parallax {parallax:.4f} < {cfg.min_parallax}: a homography explains it"
@@ -121,7 +131,20 @@ def viewpoint_from_tracks(tracks: Tracks, width: int, height: int, cfg: Viewpoin
             reason, msg = labels.SMALL_MOTION, f"motion {motion:.4f} (< {cfg.small_motion}), parallax {parallax:.4f} (< {cfg.min_parallax})"
     else:
         reason, msg = None, f"motion {motion:.3f}, parallax {parallax:.4f}"
-    return ViewpointStats(n, motion, parallax, ratio, reason, msg)
+    return ViewpointStats(n, motion, parallax, ratio, still, reason, msg)
+
+
+def still_fraction(tracks: Tracks, diag: float, radius: float) -> float:
+    """Fraction of the tracks seen in at least half of the frames (and two) whose largest distance
+    from their first position stays below ``radius`` x ``diag`` pixels (0 when there are none)."""
+    vis = tracks.visible
+    long = vis.sum(1) >= max(2, vis.shape[1] // 2)
+    if not long.any():
+        return 0.0
+    xy = tracks.xy[long]
+    first = xy[np.arange(len(xy)), np.argmax(vis[long], axis=1)]
+    far = np.nanmax(np.linalg.norm(xy - first[:, None], axis=2), axis=1)
+    return float(np.mean(far < radius * diag))
 
 
 def analyse_viewpoint(frames: np.ndarray, cfg: ViewpointConfig, track_cfg: TrackConfig | None = None) -> ViewpointStats:
