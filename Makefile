@@ -5,6 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= demo_out
 
+# The curation's person / hand detector models (Apache-2.0) are read from the mediapipe wheel, which
+# is downloaded (not installed: its pins conflict with ours) into the venv; see docs/curation.md.
+MEDIAPIPE_MODELS = $(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	--platform manylinux_2_28_x86_64 mediapipe==0.10.21 -d $(VENV)/share/see3d
+
 .PHONY: setup demo test test-all lint clean
 
 setup: $(VENV)/.installed
@@ -13,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(MEDIAPIPE_MODELS)
 	touch $@
 
 demo: setup

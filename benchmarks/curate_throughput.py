@@ -7,7 +7,7 @@ Baselines measured in the same run on the same files:
 
 Usage::
 
-    python benchmarks/curate_throughput.py [VIDEO_OR_FOLDER ...] [--flow dis|raft --raft-weights P]
+    python benchmarks/curate_throughput.py [VIDEO_OR_FOLDER ...] [--flow dis|raft --raft-weights P] [--detector mediapipe|hog|none]
 
 Without inputs it uses ../shared/data/videos (real 720p phone/stock videos) when present, else it
 generates a 20 s 1280x720 synthetic video. Everything runs single-threaded (OpenCV, torch, decoder),
@@ -75,7 +75,7 @@ def main() -> int:
     ap.add_argument("inputs", nargs="*")
     ap.add_argument("--flow", default="dis", choices=["dis", "raft"])
     ap.add_argument("--raft-weights", default=None)
-    ap.add_argument("--detector", default="hog", choices=["hog", "none"])
+    ap.add_argument("--detector", default="mediapipe", choices=["mediapipe", "hog", "none"])
     ap.add_argument("--repeat", type=int, default=1, help="repeat each measurement and keep the fastest")
     ap.add_argument("--synthetic", action="store_true", help="use a generated 20 s 1280x720 video even when ../shared is present")
     args = ap.parse_args()
@@ -132,6 +132,7 @@ def main() -> int:
         for k in ("decode_all", "decode", *STAGES, "total"):
             print(f"{k:<12}{tot[k] / minutes:>22.2f}{tot[k] / max(tot['decode'], 1e-9):>10.2f}")
         print(f"overall: {duration / tot['total']:.1f}x real time per core (decode alone: {duration / tot['decode']:.1f}x, decode of every frame: {duration / tot['decode_all']:.1f}x)")
+        print(f"detector ({args.detector}, the semantic stage): {100.0 * tot['semantic'] / max(tot['total'], 1e-9):.1f}% of the total")
     if tmp is not None:
         tmp.cleanup()
     return 0

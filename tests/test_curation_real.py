@@ -1,5 +1,9 @@
 """Curation against reference data: the official forward-backward masks (tests/data/parity, always run), and
-from ../shared/ (skipped when absent) RAFT-small parity with the official weights and the real videos."""
+from ../shared/ (skipped when absent) RAFT-small parity with the official weights and the labelled real videos.
+
+Tuning vs held-out (docs/curation.md): the whole videos in :data:`EXPECTED` and the readable starts of
+``trunc_05_default_juggle`` and ``trunc_20_doughkneading`` were used to choose thresholds; the readable
+starts of the other four cut-off clips are held out (:data:`HELD_OUT`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from see3d.curation.dynamic import fb_consistency
 from see3d.curation.flow import RaftSmallFlow, load_raft_small, raft_small_state_dict
 from see3d.errors import WeightsError
 
-EXPECTED = {"beer_orbit": labels.KEEP, "coffee_pour_static_person": labels.DROP, "rushing_water_small_motion": labels.DROP}
+EXPECTED = {"beer_orbit": labels.KEEP, "dtu_scan65_sweep": labels.KEEP, "coffee_pour_static_person": labels.DROP, "rushing_water_small_motion": labels.DROP}
+HELD_OUT = ("trunc_11_polevault", "trunc_14_social_dog_training", "trunc_17_childrendancing", "trunc_22_dogskateboarder")
+"""Real clips of people, hands and animals in motion (labels: drop), judged on their readable start."""
 
 
 def _rgb(path) -> np.ndarray:
@@ -86,3 +92,36 @@ def test_real_videos_with_raft_small(shared, name):
     cfg.dynamic.max_pairs = 4
     records, _, _ = analyse_video(str(video), cfg)
     assert records[0].decision == EXPECTED[name], records[0].message
+
+
+def _readable_start(video, out):
+    """The decodable frames of a cut-off video re-encoded as a complete file (640x360)."""
+    import av
+
+    from see3d.errors import TruncatedFileError
+    from see3d.io.video import iter_decoded, write_video
+
+    frames = []
+    try:
+        for f in iter_decoded(video):
+            frames.append(f.rgb(640, 360))
+    except TruncatedFileError:
+        pass
+    with av.open(str(video)) as c:
+        fps = float(c.streams.video[0].average_rate)
+    write_video(out, frames, fps=fps)
+    return out
+
+
+def test_held_out_real_dynamic_clips_are_dropped(shared, tmp_path):
+    """Measured accuracy on the held-out clips (docs/curation.md): 3 of 4 dropped for what they show;
+    the pole vault (a small athlete the camera follows across a stadium) is kept."""
+    cfg = CurateConfig(progress=False)
+    cfg.sample.output_short_side = 128
+    decisions = {}
+    for name in HELD_OUT:
+        video = _readable_start(shared("data", "videos", f"{name}.mp4"), tmp_path / f"{name}.mp4")
+        decisions[name] = analyse_video(str(video), cfg)[0][0]
+    right = [n for n, r in decisions.items() if r.decision == labels.DROP]
+    assert len(right) >= 3, {n: (r.decision, r.reason, r.message) for n, r in decisions.items()}
+    assert decisions["trunc_14_social_dog_training"].reason == labels.DYNAMIC  # a dog: no detector sees it, the flow does

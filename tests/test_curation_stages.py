@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -319,3 +320,57 @@ def test_manifest_schema_is_declared_once_by_the_record():
     rec = ClipRecord(video="a.mp4", video_key="a-1", clip_id="a-1-c0000", dyn_area=0.5)
     back = record_from_dict(record_to_dict(rec))
     assert back.dyn_area == 0.5 and np.isnan(back.motion) and back.clip_id == "a-1-c0000"
+
+
+# ------------------------------------------------------------------------------ issue 18: real footage
+def test_photo_consistency_tells_a_followed_flow_from_a_failed_one():
+    from see3d.curation.dynamic import photo_consistency
+
+    base = cv2.cvtColor(texture(120, 200, 3), cv2.COLOR_RGB2GRAY)
+    a, b = base[:, 10:170], base[:, 7:167]  # content moves 3 px to the right
+    right = np.zeros((120, 160, 2), np.float32)
+    right[..., 0] = 3.0
+    wrong = np.zeros_like(right)
+    wrong[..., 0] = -6.0
+    assert np.median(photo_consistency(np.ascontiguousarray(a), np.ascontiguousarray(b), right)[10:-10, 10:-10]) > 0.95
+    assert np.median(photo_consistency(np.ascontiguousarray(a), np.ascontiguousarray(b), wrong)[10:-10, 10:-10]) < 0.5
+
+
+def small_mover_frames(n: int, seed: int = 0, step: float = 9.0, size: int = 12, w: int = 256, h: int = 192) -> list[np.ndarray]:
+    """A translating camera over a layered static scene, and a small textured object (0.3% of the
+    frame) crossing it fast: the flow does not follow the object, the clip must still be dynamic."""
+    obj = texture(size, size, seed + 5, cell=3)
+    out = []
+    for i, f in enumerate(layered_frames(n, 1.0, 3.0, seed, w=w, h=h)):
+        f = f.copy()
+        x, y = int(20 + i * step) % (w - size - 10), int(40 + 20 * np.sin(i / 3))
+        f[y : y + size, x : x + size] = obj
+        out.append(f)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_small_fast_mover_makes_a_clip_dynamic(seed):
+    flow = DISFlow("medium", 4)
+    moving = analyse_dynamic(np.stack(small_mover_frames(24, seed)), flow, DynamicConfig())
+    assert moving.drop and "small object" in moving.message and moving.area.max() < 0.02  # the area rules alone miss it
+    still = analyse_dynamic(np.stack(layered_frames(24, 1.0, 3.0, seed, w=256, h=192)), flow, DynamicConfig())
+    assert not still.drop
+
+
+def test_still_tracks_mean_small_motion_however_much_the_rest_moves():
+    from see3d.curation.viewpoint import still_fraction
+
+    T = 12
+    truck = [(np.eye(3), np.array([-0.05 * i, 0, 0])) for i in range(T)]
+    moving = _tracks_from_cameras(truck)
+    assert still_fraction(moving, 400.0, 0.02) < 0.1
+    # a nearly still camera: most points stay put, a fifth drift far (water, leaves): small_motion
+    tracks = _tracks_from_cameras([(np.eye(3), np.zeros(3))] * T, noise=0.2)
+    xy = tracks.xy.copy()
+    drift = np.arange(len(xy)) % 5 == 0
+    xy[drift] += np.linspace(0, 30, T)[None, :, None]
+    tracks = Tracks(xy)
+    assert still_fraction(tracks, 400.0, 0.02) == pytest.approx(0.8, abs=0.02)
+    vp = viewpoint_from_tracks(tracks, 320, 240, ViewpointConfig())
+    assert vp.reason == labels.SMALL_MOTION and "stay within" in vp.message

@@ -4,8 +4,8 @@ Stages (each a module with a config, typed input/output and its own statistics):
 :mod:`~see3d.curation.sampling` (decode, sample, scene cuts, clips), :mod:`~see3d.curation.semantic`
 (people/animals/vehicles), :mod:`~see3d.curation.dynamic` (flow + epipolar dynamic mask),
 :mod:`~see3d.curation.viewpoint` (tracks: static camera, small motion, pure rotation).
-Backends: :mod:`~see3d.curation.flow` (DIS, RAFT-small), :mod:`~see3d.curation.detect` (HOG,
-Mask R-CNN), :mod:`~see3d.curation.track` (KLT). Output: :mod:`~see3d.curation.writer` (shards,
+Backends: :mod:`~see3d.curation.flow` (DIS, RAFT-small), :mod:`~see3d.curation.detect` (MediaPipe
+person/hand models via :mod:`~see3d.curation.blaze`, HOG, Mask R-CNN), :mod:`~see3d.curation.track` (KLT). Output: :mod:`~see3d.curation.writer` (shards,
 index, manifest), read back with :mod:`~see3d.curation.reader`.
 
 Public API::

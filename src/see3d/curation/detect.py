@@ -116,7 +116,7 @@ class MediaPipeDetector:
     def __init__(
         self,
         models: str | Path | None = None,
-        person_score: float = 0.5,
+        person_score: float = 0.75,
         person_presence: float = 0.8,
         hand_score: float = 0.5,
         hand_presence: float = 0.5,

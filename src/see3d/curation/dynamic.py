@@ -5,8 +5,11 @@ For every ``pair_step``-th pair of consecutive sampled frames (at most ``max_pai
 1. forward and backward flow (:mod:`see3d.curation.flow`);
 2. forward-backward consistency (the official rule: ``|f + b(x + f)| < a1 (|f| + |b(x + f)|) + a2``
    with a1 = a2 = 0.5, the backward flow sampled by cubic interpolation);
-3. trusted pixels: consistent, textured (flow in flat regions is interpolated, not measured) and
-   off the border;
+3. trusted pixels: consistent, textured (flow in flat regions is interpolated, not measured), off
+   the border, and photometrically consistent: frame b warped back by the flow matches frame a
+   (local NCC at least ``photo_ncc``). Forward-backward consistency alone accepts a flow that is
+   wrong the same way in both directions, as DIS is on large displacements (a fast orbit: 10-30
+   degrees between sampled frames) and on water; such flow is ignored, not counted as motion;
 4. a fundamental matrix F from ``ransac_points`` trusted matches (seeded draw) by least median of
    squares (the official estimator), refined by least squares on every trusted pixel within
    ``refine_px`` (much more stable than a plain RANSAC fit from a random sample); when the camera
@@ -14,7 +17,13 @@ For every ``pair_step``-th pair of consecutive sampled frames (at most ``max_pai
    motion" instead;
 5. per-pixel Sampson distance (first-order distance to the epipolar line, pixels); trusted pixels
    above ``sampson_px + sampson_rel * median |flow|`` are dynamic; only blobs of at least
-   ``min_blob`` of the image are kept (moving objects are compact; flow noise is speckle).
+   ``min_blob`` of the image are kept (moving objects are compact; flow noise is speckle);
+6. small movers: a small, fast object is often not followed by the flow at all (DIS smooths it
+   into the background), but its content then disagrees with the flow-warped frame. Isolated
+   regions of such change (``small_blob`` to ``small_blob_max`` of the image, at most
+   ``max_movers`` per pair) are linked from pair to pair when they move on their own (off the
+   position their own flow predicts); a chain through ``persist_pairs`` of the pairs makes the
+   clip dynamic however small its area.
 
 Per pair: the dynamic fraction of the trusted area and of the central box [H/4:3H/4, W/4:3W/4] (the
 paper's centre; the official code used [H/2:3H/4, W/2:3W/4] by mistake), and the paper's Eq. 8 score
@@ -23,13 +32,16 @@ or at least ``frames_drop`` of the pairs exceed ``frame_area``.
 
 Thresholds: the official rule (drop when 60% of frames have any dynamic pixel, with RAFT at 768 px)
 rejects nearly every clip with DIS noise at 256 px, and the paper's Eq. 8 bands (5% / 12% areas) miss
-objects covering 5-15% of the image. The defaults were tuned on two labelled ``see3d synth`` sets
-(100 clips, seeds 0 and 1) and the three real videos of the reference data, with DIS ``medium``.
+objects covering 5-15% of the image. The defaults were tuned on the labelled ``see3d synth`` seeds 0
+and 1 and the tuning real clips named in docs/curation.md, with DIS ``medium``; accuracy on
+held-out seeds and clips is reported there.
 
 Limitations: motion along the epipolar lines (an object moving in the direction of the camera's
 translation, e.g. sliding sideways while the camera orbits) is invisible to a two-view test and is
-only caught through the other components of its motion; large displacements between sampled
-frames defeat DIS (use RAFT, or sample more densely).
+only caught through the other components of its motion. Where the flow fails (large
+displacements), the photometric check removes it and with it the evidence in those pixels: objects
+whose appearance changes between frames (turning, deforming) lose part of their dynamic area, so
+borderline movers can be missed (use RAFT, or sample more densely, for such footage).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage 2: semantic dynamic recognition. Drop clips dominated by people, animals or vehicles.
+"""Stage 2: semantic dynamic recognition. Drop clips showing people (hands included), animals or vehicles.
 
 ``frames`` frames evenly spread over the clip are passed to a detector
 (:mod:`see3d.curation.detect`). A frame is *occupied* when its dynamic-class detections cover at
