@@ -98,15 +98,9 @@ def _readable_start(video, out):
     """The decodable frames of a cut-off video re-encoded as a complete file (640x360)."""
     import av
 
-    from see3d.errors import TruncatedFileError
     from see3d.io.video import iter_decoded, write_video
 
-    frames = []
-    try:
-        for f in iter_decoded(video):
-            frames.append(f.rgb(640, 360))
-    except TruncatedFileError:
-        pass
+    frames = [f.rgb(640, 360) for f in iter_decoded(video)]  # decoding stops at the cut
     with av.open(str(video)) as c:
         fps = float(c.streams.video[0].average_rate)
     write_video(out, frames, fps=fps)
