@@ -1,8 +1,8 @@
 """Curation accuracy on a labelled ``see3d synth`` set: how many clips get the right decision *and* reason.
 
-The curation thresholds were tuned on synth seeds 0 and 1 and the three real videos of the reference data
-(:mod:`see3d.curation.dynamic`); ``tests/test_curation_synth.py`` checks seed 0 (tuning data). Give another
-``--seed`` for a held-out figure. The set is rendered as in that test: 256x256, 24 frames at 2 fps, one clip
+The curation thresholds were tuned on synth seeds 0 and 1 and the tuning real clips of docs/curation.md;
+``tests/test_curation_synth.py`` checks the held-out seeds 2 and 3. Give a seed other than 0 and 1 for a
+held-out figure (real clips: ``benchmarks/curate_real_accuracy.py``). The set is rendered as in that test: 256x256, 24 frames at 2 fps, one clip
 per video (``clip_seconds`` 15).
 
 Usage::

@@ -106,8 +106,6 @@ def main() -> int:
         tot = dict.fromkeys([*STAGES, "total", "decode", "decode_all"], 0.0)
         duration = 0.0
         for v in videos:
-            info = probe_video(v)
-            duration += info.duration_s
             best = None
             for _ in range(args.repeat):
                 recs, _, timer = analyse_video(v, cfg, backends)
@@ -118,6 +116,7 @@ def main() -> int:
                     best = timer
             if best is None:
                 continue
+            duration += probe_video(v).duration_s
             for k in (*STAGES, "total"):
                 tot[k] += best.cpu[k]
             tot["decode"] += min(decode_baseline(v, cfg, True) for _ in range(args.repeat))

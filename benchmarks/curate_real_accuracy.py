@@ -1,0 +1,106 @@
+"""Curation accuracy on the labelled real clips of ../shared/data/videos, tuning vs held-out (the
+figures of docs/curation.md; synthetic sets: ``benchmarks/curate_accuracy.py --seed N``).
+
+Two reports, each on clips split into those thresholds were tuned on and those held out:
+
+- ``detector``: frames with a detection, per labelled real clip (8 frames spread over each clip's
+  readable part, at the analysis size), for the MediaPipe and HOG detectors, and CPU ms per frame;
+- ``real``: the default configuration's decision per labelled real video, and per readable start
+  of the cut-off clips (re-encoded whole, so the content is judged, not the truncation).
+
+Usage::
+
+    python benchmarks/curate_real_accuracy.py [detector] [real]
+
+Needs ../shared/data/videos. Single-threaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from see3d import labels  # noqa: E402
+from see3d.curation import CurateConfig, analyse_video  # noqa: E402
+from see3d.curation.detect import make_detector  # noqa: E402
+from see3d.curation.sampling import scaled_size  # noqa: E402
+from see3d.io.video import iter_decoded, write_video  # noqa: E402
+
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+TUNING = ("beer_orbit", "coffee_pour_static_person", "dtu_scan65_sweep", "rushing_water_small_motion", "trunc_05_default_juggle", "trunc_20_doughkneading")
+HELD_OUT = ("trunc_11_polevault", "trunc_14_social_dog_training", "trunc_17_childrendancing", "trunc_22_dogskateboarder")
+LABEL = {"beer_orbit": labels.KEEP, "dtu_scan65_sweep": labels.KEEP}  # every other labelled clip: drop
+
+
+def _frames(video: Path, n: int = 8, short_side: int = 256) -> list[np.ndarray]:
+    decoded = list(iter_decoded(video))  # stops at the cut of a truncated file
+    w, h = scaled_size(*decoded[0].size, short_side)
+    return [decoded[i].rgb(w, h) for i in np.linspace(min(5, len(decoded) - 1), len(decoded) - 1, n).round().astype(int)]
+
+
+def report_detector() -> None:
+    dets = {name: make_detector(name) for name in ("mediapipe", "hog")}
+    frames = {name: _frames(VIDEOS / f"{name}.mp4") for name in (*TUNING, *HELD_OUT)}
+    print("| clip | set | MediaPipe | HOG |\n|---|---|---|---|")
+    cpu = dict.fromkeys(dets, 0.0)
+    for name, fr in frames.items():
+        row = []
+        for k, d in dets.items():
+            t = time.process_time()
+            row.append(sum(bool(x) for x in d.detect(fr)))
+            cpu[k] += time.process_time() - t
+        print(f"| {name} | {'tuning' if name in TUNING else 'held-out'} | {row[0]}/{len(fr)} | {row[1]}/{len(fr)} |")
+    n = sum(len(f) for f in frames.values())
+    print("CPU per frame: " + ", ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in cpu.items()))
+
+
+def _readable_start(video: Path, out: Path) -> Path:
+    import av
+
+    with av.open(str(video)) as c:
+        fps = float(c.streams.video[0].average_rate)
+    write_video(out, (f.rgb(640, 360) for f in iter_decoded(video)), fps=fps)
+    return out
+
+
+def report_real() -> None:
+    cfg = CurateConfig(progress=False)
+    cfg.sample.output_short_side = 128
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [(f"{v.stem}", v, "whole file") for v in sorted(VIDEOS.glob("*.mp4"))]
+        rows += [(name, _readable_start(VIDEOS / f"{name}.mp4", Path(tmp) / f"{name}.mp4"), "readable start") for name in (*TUNING, *HELD_OUT) if name.startswith("trunc_")]
+        print("| video | judged | set | expected | decision / reason | clips kept |\n|---|---|---|---|---|---|")
+        for name, path, what in rows:
+            recs = analyse_video(str(path), cfg)[0]
+            v = recs[0]
+            split = "tuning" if name in TUNING or (name.startswith("trunc_") and what == "whole file") else "held-out"
+            expected = labels.ERROR if what == "whole file" and name.startswith("trunc_") else LABEL.get(name, labels.DROP)
+            kept = sum(r.decision == labels.KEEP for r in recs[1:])
+            print(f"| {name} | {what} | {split} | {expected} | {v.decision} / {v.reason} | {kept} of {len(recs) - 1} |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reports", nargs="*", default=["detector", "real"], choices=["detector", "real"])
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    if not VIDEOS.is_dir():
+        print(f"needs {VIDEOS}")
+        return 1
+    for r in args.reports:
+        print(f"\n## {r}")
+        {"detector": report_detector, "real": report_real}[r]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
