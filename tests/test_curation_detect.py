@@ -112,3 +112,14 @@ def test_maskrcnn_weights_come_from_a_file_or_torchvisions_cache(tmp_path, monke
     assert resolve_maskrcnn_weights(local) == local
     with pytest.raises(WeightsError, match="not found"):
         resolve_maskrcnn_weights(tmp_path / "missing.pth")
+
+
+def test_a_run_without_the_models_stops_before_writing_anything(tmp_path):
+    from see3d.curation import CurateConfig, curate
+    from test_curation_common import good_video
+
+    video = good_video(tmp_path / "v.mp4", seconds=3)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(WeightsError, match="models not found"):
+        curate([str(video)], tmp_path / "out", CurateConfig(workers=0, progress=False, detector_models=tmp_path / "none"))
+    assert not (tmp_path / "out").exists()

@@ -38,7 +38,7 @@ class CurateConfig:
     detector: Literal["mediapipe", "hog", "maskrcnn", "none"] = field(
         default="mediapipe", metadata={"help": "semantic stage detector: MediaPipe person + hand detectors (LiteRT), OpenCV HOG people, Mask R-CNN (COCO), none"}
     )
-    detector_models: Path | None = field(default=None, metadata={"help": "mediapipe 0.10.x wheel or folder with its pose/palm detection .tflite files (default: looked up, see docs/curation.md)"})
+    detector_models: Path | None = field(default=None, metadata={"help": "mediapipe 0.10.x wheel, or a folder with its pose/hand .tflite files (default: looked up, see docs/curation.md)"})
     maskrcnn_weights: Path | None = field(default=None, metadata={"help": "torchvision maskrcnn_resnet50_fpn COCO state dict (.pth); default: torchvision's cache, downloaded when online"})
     hog_threshold: float = field(default=1.0, metadata={"help": "HOG SVM score threshold"})
     device: str = field(default="cpu", metadata={"help": "torch device of RAFT / Mask R-CNN"})

@@ -242,13 +242,13 @@ def curate(inputs: Iterable[str | Path], out: str | Path, cfg: CurateConfig | No
     if not videos:
         raise InputError(None, "no input videos given" + (f" ({', '.join(empty)} held none)" if empty else ""))
     work_dir = out / "work" / "videos"
+    digest = cfg.digest()
+    todo = [v for v in videos if load_result(work_dir, v, digest, reuse_errors=not cfg.retry_errors) is None]
+    if todo:  # missing detector / flow models stop the run here, before anything is written (and load once)
+        get_backends(cfg)
     work_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     save_config(cfg, out / "curate_config.json")
-    digest = cfg.digest()
-    todo = [v for v in videos if load_result(work_dir, v, digest, reuse_errors=not cfg.retry_errors) is None]
-    if todo:
-        get_backends(cfg)  # missing detector / flow models stop the run here with one clear line (and load once)
     log.info("%d videos, %d to process, %d finished earlier", len(videos), len(todo), len(videos) - len(todo))
     bar = progress(total=len(todo), desc="curate", unit="video", disable=None if cfg.progress else True)
     processed = 0
