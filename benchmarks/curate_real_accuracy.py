@@ -82,7 +82,7 @@ def report_real() -> None:
         for name, path, what in rows:
             recs = analyse_video(str(path), cfg)[0]
             v = recs[0]
-            split = "tuning" if name in TUNING or (name.startswith("trunc_") and what == "whole file") else "held-out"
+            split = "file check" if name.startswith("trunc_") and what == "whole file" else "tuning" if name in TUNING else "held-out"
             expected = labels.ERROR if what == "whole file" and name.startswith("trunc_") else LABEL.get(name, labels.DROP)
             kept = sum(r.decision == labels.KEEP for r in recs[1:])
             print(f"| {name} | {what} | {split} | {expected} | {v.decision} / {v.reason} | {kept} of {len(recs) - 1} |")
@@ -90,8 +90,11 @@ def report_real() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("reports", nargs="*", default=["detector", "real"], choices=["detector", "real"])
+    ap.add_argument("reports", nargs="*", help="detector and/or real (default: both)")
     args = ap.parse_args()
+    args.reports = args.reports or ["detector", "real"]
+    if set(args.reports) - {"detector", "real"}:
+        ap.error(f"unknown report(s) {sorted(set(args.reports) - {'detector', 'real'})}")
     cv2.setNumThreads(1)
     if not VIDEOS.is_dir():
         print(f"needs {VIDEOS}")
