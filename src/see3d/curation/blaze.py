@@ -1,14 +1,15 @@
-"""MediaPipe's BlazePose and BlazePalm detection models run with LiteRT (the default person / hand
-detector of the semantic stage, :class:`see3d.curation.detect.MediaPipeDetector`).
+"""MediaPipe's BlazePose and BlazePalm detection models and their landmark models, run with LiteRT
+(the default person / hand detector of the semantic stage, :class:`see3d.curation.detect.MediaPipeDetector`:
+a detector proposes, the landmark model's presence score confirms).
 
-The ``.tflite`` files are Google's (Apache-2.0) and ship inside the ``mediapipe`` 0.10.x wheels
-(``mediapipe/modules/pose_detection/pose_detection.tflite``, ``.../palm_detection/palm_detection_full.tflite``).
+The ``.tflite`` files (:data:`MODEL_FILES`) are Google's (Apache-2.0, the wheel's LICENSE) and ship
+inside the ``mediapipe`` 0.10.x wheels.
 mediapipe itself is not installed (its pins, numpy<2 and opencv-contrib, conflict with ours): the
 models are read straight out of a downloaded wheel or a folder (:func:`find_models`), never
 downloaded at run time; ``make setup`` puts the wheel in ``<venv>/share/see3d``. They run on
 ``ai-edge-litert`` (LiteRT, the TensorFlow Lite runtime, Apache-2.0).
 
-Both models are single-shot detectors on a letterboxed square input with fixed-size anchors: a raw
+Both detectors are single-shot detectors on a letterboxed square input with fixed-size anchors: a raw
 box is ``(dx, dy, w, h, keypoints...)`` in input pixels relative to its anchor's centre; the score is
 a sigmoid. BlazePose's first two keypoints are the hip centre and a point on the circle enclosing
 the whole body, which give the person's extent even when only the face and shoulders are seen; a
