@@ -61,7 +61,7 @@ def _open(path: Path):
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
         cut = mp4_truncation(path)
         if cut is not None:
-            raise TruncatedVideoError(path, f"truncated file: {cut} ({e})") from e
+            raise TruncatedVideoError(path, f"truncated: {cut} ({e})") from e
         raise InputError(path, f"not a readable video ({e})") from e
     if not container.streams.video:
         container.close()
@@ -114,10 +114,6 @@ def probe_video(path: str | Path) -> VideoInfo:
     MP4/MOV file cut short (:func:`mp4_truncation`)."""
     path = Path(path)
     container = _open(path)
-    cut = mp4_truncation(path)
-    if cut is not None:
-        container.close()
-        raise TruncatedVideoError(path, f"truncated file: {cut}")
     try:
         st = container.streams.video[0]
         fps = float(st.average_rate or st.guessed_rate or 0.0) or 0.0
@@ -127,6 +123,9 @@ def probe_video(path: str | Path) -> VideoInfo:
             duration = container.duration / 1e6
         else:
             duration = 0.0
+        cut = mp4_truncation(path)
+        if cut is not None:
+            raise TruncatedVideoError(path, f"truncated: {cut} (the container says {duration:.1f} s)")
         rot = _rotation(st)
         return VideoInfo(path, st.codec_context.width, st.codec_context.height, fps, duration, int(st.frames or 0), rot)
     finally:
