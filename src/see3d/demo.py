@@ -109,14 +109,11 @@ def _run_demo_into(out: Path, final: Path, cfg: DemoConfig, weights: str | Path 
         if fill == "telea":
             log.warning("no See3D model at %s: filling holes with OpenCV Telea inpainting", weights)
     if fill == "mvd":
-        import torch
-
-        from see3d.pipelines.see3d_pipeline import See3DPipeline
+        from see3d.pipelines.loader import load_see3d
 
         if not weights.is_dir():
             raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
-        pipe = See3DPipeline.load(weights, variant="single", torch_dtype=torch.float32)  # on the CPU, where it loads
-        pipe.set_progress_bar_config(disable=True)
+        pipe = load_see3d(weights, "single", "cpu", "float32")
     gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
                           seed=cfg.seed, fill=fill, keep_known=cfg.keep_known,
                           fill_smoothing=cfg.fill_smoothing if fill == "mvd" and cfg.keep_known else 0.0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Helpers shared by several verbs: device/dtype options, loading the See3D pipeline and depth backends."""
+"""Helpers shared by several verbs: device/dtype options and depth backends."""
 
 from __future__ import annotations
 
@@ -7,33 +7,10 @@ from pathlib import Path
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"], help="model dtype (auto: fp16 on CUDA, fp32 on CPU)")
+    from see3d.device import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
 
-
-def resolve_device(device: str, dtype: str):
-    import torch
-
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    if dtype == "auto":
-        dt = torch.float16 if dev.type == "cuda" else torch.float32
-    else:
-        dt = getattr(torch, dtype)
-    return dev, dt
-
-
-def load_see3d(weights: str | Path, variant: str, device: str = "auto", dtype: str = "auto", offload: bool = False):
-    """Load :class:`See3DPipeline` (official layout or a ``save_pretrained`` folder) onto a device."""
-    from see3d.pipelines.see3d_pipeline import See3DPipeline
-
-    dev, dt = resolve_device(device, dtype)
-    pipe = See3DPipeline.load(weights, variant=variant, torch_dtype=dt)
-    if offload and dev.type == "cuda":
-        pipe.enable_model_cpu_offload()
-    else:
-        pipe.to(dev)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP + " (the diffusion, depth and text-to-image models)")
 
 
 def add_depth_args(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +28,7 @@ def make_depth_backend(args):
     if args.depth_model is not None:
         from see3d.depth.transformers_backend import TransformersDepth
 
-        return TransformersDepth(args.depth_model, kind=args.depth_kind, device=None if args.device == "auto" else args.device)
+        return TransformersDepth(args.depth_model, kind=args.depth_kind, device=args.device, dtype=args.dtype)
     if args.depth is not None:
         from see3d.depth.given import GivenDepth
 

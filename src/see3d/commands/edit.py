@@ -31,7 +31,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from see3d.commands._common import load_see3d
     from see3d.config import dataclass_from_args
     from see3d.errors import InputError
     from see3d.io.images import load_image, load_mask
@@ -39,6 +38,7 @@ def run(args) -> int:
     from see3d.io.views import Views
     from see3d.pipelines.editing import EditConfig, propagate_edit
     from see3d.pipelines.generation import MVDFiller, TeleaFiller
+    from see3d.pipelines.loader import load_see3d
 
     cfg = dataclass_from_args(EditConfig, args)
     check_out_dir(args.out, args.overwrite, inputs=(args.scene,))  # never overwrite the scene being edited
@@ -53,7 +53,7 @@ def run(args) -> int:
     if args.depth_model:
         from see3d.depth.transformers_backend import TransformersDepth
 
-        depth = TransformersDepth(args.depth_model)
+        depth = TransformersDepth(args.depth_model, device=args.device, dtype=args.dtype)
     filler = MVDFiller(load_see3d(args.weights, "single", args.device, args.dtype), cfg.steps, cfg.guidance, cfg.seed) if args.weights else TeleaFiller()
     new_views, _, _ = propagate_edit(views, idx, edited, filler, mask, depth)
     with staged_dir(args.out) as out:

@@ -25,13 +25,13 @@ def add_arguments(parser) -> None:
     src.add_argument("--prompt", help="text prompt (needs --t2i-weights)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (the new run swaps in when it finishes)")
-    parser.add_argument("--weights", type=Path, help="See3D weights folder (official MVD_weights layout); needed for --fill mvd")
+    parser.add_argument("--weights", type=Path, help="See3D weights folder (released MVD_weights layout or a save_pretrained folder); needed for --fill mvd")
     parser.add_argument("--variant", choices=["auto", "single", "sparse"], default="auto", help="UNet variant (auto: single for one image, sparse for several)")
     parser.add_argument("--cameras", type=Path, help="transforms.json with the input cameras (sparse: skips SfM; single: the input camera)")
     parser.add_argument("--targets", type=Path, help="transforms.json or camera_path.json with the cameras to generate (instead of --path)")
     parser.add_argument("--t2i-weights", type=Path, help="local diffusers text-to-image pipeline folder (for --prompt)")
     parser.add_argument("--t2i-steps", type=int, default=30, help="text-to-image steps")
-    parser.add_argument("--offload", action="store_true", help="model CPU offload (CUDA only; saves GPU memory)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload onto the CUDA --device (saves GPU memory, slower)")
     add_depth_args(parser)
     add_device_args(parser)
     add_dataclass_args(parser, GenerateConfig)
@@ -48,12 +48,13 @@ def _read_cameras(path: Path):
 
 
 def run(args) -> int:
-    from see3d.commands._common import load_see3d, make_depth_backend
+    from see3d.commands._common import make_depth_backend
     from see3d.config import config_to_dict, dataclass_from_args
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import list_images, load_image, save_image
     from see3d.io.outdir import check_out_dir, staged_dir
     from see3d.pipelines import generation as gen
+    from see3d.pipelines.loader import load_see3d
 
     cfg = dataclass_from_args(gen.GenerateConfig, args)
     inputs = tuple(p for p in (args.images, args.image) if p is not None)
@@ -81,7 +82,8 @@ def run(args) -> int:
             from see3d.errors import InputError
 
             raise InputError(None, "--prompt needs --t2i-weights DIR (a local diffusers text-to-image pipeline folder)")
-        image, result = gen.generate_from_text(args.prompt, args.t2i_weights, depth, cfg, pipe, args.t2i_steps)
+        image, result = gen.generate_from_text(args.prompt, args.t2i_weights, depth, cfg, pipe, args.t2i_steps, device=args.device, dtype=args.dtype,
+                                               offload=args.offload)  # fmt: skip
     with staged_dir(args.out) as out:  # the folder holds this run only, and appears only when complete
         if args.prompt is not None:
             save_image(out / "prompt_image.png", image)

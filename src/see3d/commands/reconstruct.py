@@ -11,7 +11,7 @@ HELP = "fit 3D Gaussian splats to posed images (Views/transforms.json, COLMAP or
 DESCRIPTION = (
     "Optimise 3D Gaussian splats (3DGS) on posed images and write splats.ply (standard 3DGS layout, opens in common "
     "splat viewers and `see3d view`), config.json, a resumable checkpoint and, on request, held-out metrics, a TSDF mesh "
-    "and a flythrough video. Runs on CPU (numba) or, with gsplat installed, on CUDA."
+    "and a flythrough video. Runs on CPU (numba) or, with gsplat installed, on CUDA (untested on GPU)."
 )
 
 
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from see3d.errors import InputError
 
         raise InputError(None, str(e)) from e
+    from see3d.splat.rasterize import resolve_splat_placement
+
+    resolve_splat_placement(cfg.device, cfg.backend)  # a device/backend that cannot run fails here, before any work
     check_out_dir(args.out, args.overwrite or args.resume, inputs=(args.data,))  # before any work; never the data folder
     data = load_training_data(args.data, factor=args.factor)
     summary = reconstruct(

@@ -53,12 +53,12 @@ class TransformersDepth:
     Args:
         model_dir: folder written by ``save_pretrained`` (config, weights, image-processor config).
         kind: ``"auto"`` (decide from the config, table above) or one of ``DepthPrediction`` kinds.
-        device: torch device ("cpu", "cuda", ...); default CUDA when available.
-        dtype: torch dtype for the model (float32 default; float16/bfloat16 on GPU).
+        device: torch device ("auto", "cpu", "cuda", "cuda:1", ...; :func:`see3d.device.resolve_device`).
+        dtype: model dtype: a torch dtype, "float32", "float16", "bfloat16" or "auto" (the package's policy,
+            :func:`see3d.device.resolve_dtype`); default float32. Outputs are float32 whatever the model dtype.
     """
 
-    def __init__(self, model_dir: str | Path, kind: str = "auto", device: str | None = None, dtype=None):
-        import torch
+    def __init__(self, model_dir: str | Path, kind: str = "auto", device: str | None = "auto", dtype="float32"):
         from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
         self.model_dir = Path(model_dir)
@@ -81,8 +81,9 @@ class TransformersDepth:
         self.kind = kind
         self.model_type = config.model_type
         self.name = f"transformers:{self.model_dir.name}"
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = dtype or torch.float32
+        from see3d.device import resolve_device_dtype
+
+        self.device, self.dtype = resolve_device_dtype(device or "auto", dtype or "float32")
         try:
             self.processor = AutoImageProcessor.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as e:

@@ -25,6 +25,9 @@ log = get_logger(__name__)
 def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9, show_progress: bool = True) -> ReconstructFn:
     """A reconstruct component: 3DGS optimisation with ``base`` (a ``ReconstructConfig``; default settings when None).
 
+    ``device`` and ``base.backend`` decide where the splats train and render
+    (:func:`see3d.splat.rasterize.resolve_splat_placement`; "auto": CUDA with gsplat when it runs there, else CPU).
+
     The request decides ``iters`` (when given), ``seed`` and ``sparse``: fits of at most
     ``sparse_max_views`` views, all real (none generated), use the optimiser's sparse-input settings (no
     densification, random background, scale regularisation). Initial splats: the request's points when
@@ -78,6 +81,7 @@ def mvd_generate(
     guidance: float = 2.0,
     size: int = 512,
     chunk_size: int = 4,
+    dtype: str = "auto",
 ) -> GenerateFn:
     """A generate component: See3D's warp-and-fill loop (:func:`see3d.pipelines.generation.generate_along_path`).
 
@@ -86,6 +90,7 @@ def mvd_generate(
         variant: which UNet, ``"sparse"`` (several references) or ``"single"``.
         depth_model: a local transformers depth model folder, used when the scene has no depth maps.
         size: working resolution (long side); generated images are resized back to the inputs' size.
+        device, dtype: of the diffusion and depth models (:func:`see3d.device.resolve_device_dtype`).
 
     Depth of the input views, in the scene's units (warping needs it):
 
@@ -95,18 +100,13 @@ def mvd_generate(
       cameras by a similarity (so the depth scale matches the poses). A single input view cannot be
       scaled this way: metric-depth models are then used as they are (the scene must be in metres).
     """
-    import torch
-
     state: dict = {}
 
     def pipe():
         if "pipe" not in state:
-            from see3d.pipelines.see3d_pipeline import See3DPipeline
+            from see3d.pipelines.loader import load_see3d
 
-            p = See3DPipeline.load(weights, variant=variant, torch_dtype=torch.float16 if str(device).startswith("cuda") else torch.float32)
-            p.to(device)
-            p.set_progress_bar_config(disable=True)
-            state["pipe"] = p
+            state["pipe"] = load_see3d(weights, variant, device=device, dtype=dtype)
         return state["pipe"]
 
     def backend():
@@ -115,7 +115,7 @@ def mvd_generate(
                 raise See3DError("generation needs depth of the input views: this scene has no depth maps, so give --depth-model DIR")
             from see3d.depth.transformers_backend import TransformersDepth
 
-            state["depth"] = TransformersDepth(depth_model, device=None if device == "auto" else device)
+            state["depth"] = TransformersDepth(depth_model, device=device, dtype=dtype)
         return state["depth"]
 
     def generate(inputs: Views, targets: Cameras) -> Views:

@@ -49,19 +49,13 @@ class EvalConfig:
     generated_per_gap: int = field(default=4, metadata={"min": 1, "help": "sparse protocols with MVD: views generated between neighbouring inputs"})
     single_targets: int = field(default=24, metadata={"min": 1, "help": "single protocol: number of later frames scored"})
     seed: int = field(default=0, metadata={"help": "random seed"})
-    device: str = field(default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:1, ..."})
+    device: str = field(
+        default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:1, ... (auto: diffusion on CUDA when present; splats on CUDA when gsplat runs there, else CPU)"}
+    )
     splat: Any = field(default=None, metadata={"help": "3DGS settings (a see3d.splat.config.ReconstructConfig; the CLI's --splat-* options)"})
 
     def __post_init__(self) -> None:
         check_fields(self)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def evaluate(
@@ -84,7 +78,9 @@ def evaluate(
         See3DError: bad config, or no scene could be evaluated.
     """
     t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    from see3d.device import resolve_device
+
+    device = str(resolve_device(cfg.device))  # the diffusion model's and LPIPS's device
     notes: list[str] = []
     sparse = cfg.protocol in SPARSE_VIEWS
     if generate is None and cfg.mvd_weights is not None and cfg.protocol != "dense":
@@ -100,8 +96,12 @@ def evaluate(
         notes.append("no MVD weights given: reconstruction-only baseline (3DGS from the input views alone)")
     if reconstruct is None and cfg.protocol != "single":
         from see3d.eval.components import splat_reconstruct
+        from see3d.splat.rasterize import resolve_splat_placement
 
-        reconstruct = splat_reconstruct(cfg.splat, device=device)
+        # splats follow the same --device, with the rasterizer that fits it (device auto: gsplat on CUDA when it runs, else CPU);
+        # checked now, so a device without a rasterizer fails before any scene is loaded
+        resolve_splat_placement(cfg.device, cfg.splat.backend if cfg.splat is not None else "auto")
+        reconstruct = splat_reconstruct(cfg.splat, device=cfg.device)
     if scorer is None:
         scorer = Scorer.from_weights(cfg.lpips_weights, device=device)
     folders = find_scenes(cfg.data, cfg.format)

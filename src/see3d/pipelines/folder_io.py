@@ -22,9 +22,11 @@ import PIL.Image
 import torch
 
 from see3d.config import check_fields, save_config
+from see3d.device import DEVICE_HELP, DTYPE_HELP
 from see3d.errors import InputError
 from see3d.io.images import IMAGE_EXTENSIONS, list_images, natural_key, save_image
 from see3d.log import get_logger
+from see3d.pipelines.schedule import STEPS_HELP
 
 log = get_logger(__name__)
 
@@ -33,7 +35,7 @@ log = get_logger(__name__)
 class MVDConfig:
     """Settings of one ``see3d mvd`` run."""
 
-    weights: Path = field(metadata={"help": "See3D weights folder (official MVD_weights layout)"})
+    weights: Path = field(metadata={"help": "See3D weights folder: the released MVD_weights layout or a save_pretrained folder"})
     refs: Path = field(metadata={"help": "folder of reference images"})
     warps: Path = field(metadata={"help": "folder of warp_*.png target views and matching mask_*.png masks"})
     out: Path = field(metadata={"out_dir": True, "help": "output folder"})
@@ -41,18 +43,16 @@ class MVDConfig:
         default="auto", metadata={"help": "UNet: single-view, sparse-view, or by reference count"}
     )
     sr: bool = field(default=False, metadata={"help": "also run the x2 super-resolution stage"})
-    steps: int = field(default=50, metadata={"min": 1, "help": "DDIM steps of the base stage"})
+    steps: int = field(default=50, metadata={"min": 1, "help": "base stage: " + STEPS_HELP})
     guidance: float = field(default=2.0, metadata={"help": "guidance s in (1+s) cond - s uncond (official 2.0)"})
-    sr_steps: int = field(default=30, metadata={"min": 1, "help": "DDIM steps of the SR stage"})
+    sr_steps: int = field(default=30, metadata={"min": 1, "help": "DDIM steps of the SR stage (N=30 makes 31 UNet calls, the official trailing schedule)"})
     sr_guidance: float = field(default=1.0, metadata={"help": "guidance of the SR stage (official 1.0)"})
     seed: int = field(default=0, metadata={"help": "random seed (all noise is drawn from it)"})
     size: int = field(default=512, metadata={"min": 64, "multiple_of": 64, "help": "model resolution of the base stage (SR doubles it)"})
     group_size: int | None = field(default=None, metadata={"min": 1, "help": "targets per multi-view group (default: all at once)"})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 ... (auto: cuda when available)"})
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = field(
-        default="auto", metadata={"help": "auto: float16 on cuda, float32 on cpu"}
-    )
-    offload: bool = field(default=False, metadata={"help": "model CPU offload (cuda only): less GPU memory, slower"})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = field(default="auto", metadata={"help": DTYPE_HELP})
+    offload: bool = field(default=False, metadata={"help": "model CPU offload onto the CUDA --device: less GPU memory, slower"})
     vae_tiling: bool = field(default=True, metadata={"help": "tiled VAE for large images (official)"})
 
     def __post_init__(self) -> None:
@@ -95,39 +95,21 @@ def open_image(path: Path, mode: str) -> PIL.Image.Image:
         raise InputError(path, f"not a readable image ({e})") from e
 
 
-def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """``auto`` -> cuda when available; ``auto`` dtype -> float16 on cuda, float32 on cpu."""
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(None, f"device {device} requested but CUDA is not available")
-    if dtype == "auto":
-        return dev, torch.float16 if dev.type == "cuda" else torch.float32
-    return dev, {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-
-
 def run_mvd(cfg: MVDConfig, pipe=None) -> list[Path]:
     """Generate every ``warp_*`` target of ``cfg.warps`` and write the outputs; returns the written image paths.
 
     ``pipe``: an already loaded :class:`See3DPipeline` to reuse (otherwise loaded from ``cfg.weights``).
     """
-    from see3d.pipelines.see3d_pipeline import See3DPipeline
+    from see3d.pipelines.loader import load_see3d
 
     inputs = read_input_layout(cfg.refs, cfg.warps)
     refs = [open_image(p, "RGB") for p in inputs.refs]
     warps = [open_image(p, "RGB") for p in inputs.warps]
     masks = [open_image(p, "L") for p in inputs.masks]
     out_w, out_h = refs[0].size
-    device, dtype = resolve_device_dtype(cfg.device, cfg.dtype)
     if pipe is None:
         variant = cfg.variant if cfg.variant != "auto" else ("single" if len(refs) == 1 else "sparse")
-        pipe = See3DPipeline.from_official(cfg.weights, variant=variant, torch_dtype=dtype, sr=cfg.sr)
-        if cfg.offload and device.type == "cuda":
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.to(device)
-        pipe.enable_vae_slicing()
-        if cfg.vae_tiling:
-            pipe.enable_vae_tiling()
+        pipe = load_see3d(cfg.weights, variant, cfg.device, cfg.dtype, cfg.offload, sr=cfg.sr, vae_tiling=cfg.vae_tiling, show_progress=True)
     log.info("generating %d views from %d references", len(warps), len(refs))
     generator = torch.Generator().manual_seed(cfg.seed)
     out = pipe(

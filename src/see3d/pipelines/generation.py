@@ -39,6 +39,7 @@ from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
 from see3d.pipelines.sampler_options import SamplerOptions
+from see3d.pipelines.schedule import STEPS_HELP
 
 log = get_logger(__name__)
 
@@ -54,7 +55,7 @@ class GenerateConfig:
     )
     size: int = field(default=512, metadata={"min": 64, "help": "working resolution: long image side in pixels (rounded to multiples of 64)"})
     fov_deg: float = field(default=55.0, metadata={"gt": 0, "lt": 180, "help": "horizontal field of view (degrees) assumed for a single input image"})
-    steps: int = field(default=50, metadata={"min": 1, "help": "diffusion steps"})
+    steps: int = field(default=50, metadata={"min": 1, "help": STEPS_HELP})
     guidance: float = field(default=2.0, metadata={"help": "guidance scale s in (1+s)*cond - s*uncond (official 2.0)"})
     seed: int = field(default=0, metadata={"help": "random seed (results are reproducible for a seed)"})
     fill: Literal["mvd", "telea"] = field(
@@ -444,21 +445,30 @@ def generate_from_sparse(images: list[np.ndarray], names: list[str], depth_backe
 
 
 def text_to_image(
-    prompt: str, t2i_dir: str | Path, seed: int = 0, steps: int = 30, height: int | None = None, width: int | None = None
-) -> np.ndarray:
-    """First image for text-to-3D from a local diffusers text-to-image pipeline folder -> (H, W, 3) float."""
+    prompt: str, t2i_dir: str | Path, seed: int = 0, steps: int = 30, height: int | None = None, width: int | None = None,
+    device: str = "auto", dtype: str = "auto", offload: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """First image for text-to-3D from a local diffusers text-to-image pipeline folder -> (H, W, 3) float.
+
+    ``device`` / ``dtype`` / ``offload`` as for the See3D model (:func:`see3d.pipelines.loader.load_see3d`); the
+    noise comes from a CPU generator, so a seed gives the same start whatever the device.
+    """
     import torch
     from diffusers import DiffusionPipeline
 
+    from see3d.device import resolve_device_dtype
     from see3d.errors import WeightsError
+    from see3d.pipelines.loader import place_pipeline
 
     t2i_dir = Path(t2i_dir)
     if not (t2i_dir / "model_index.json").is_file():
         raise WeightsError(t2i_dir, "not a diffusers pipeline folder (no model_index.json)")
+    dev, dt = resolve_device_dtype(device, dtype)
     try:
-        pipe = DiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True)
+        pipe = DiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True, torch_dtype=dt)
     except (OSError, ValueError) as e:
         raise WeightsError(t2i_dir, f"could not load the text-to-image pipeline ({e})") from e
+    place_pipeline(pipe, dev, offload)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     kw = {} if height is None else {"height": height, "width": width}
@@ -467,7 +477,9 @@ def text_to_image(
 
 
 def generate_from_text(prompt: str, t2i_dir: str | Path, depth_backend: DepthBackend, cfg: GenerateConfig, pipe=None,
-                       t2i_steps: int = 30, t2i_size: int | None = None) -> tuple[np.ndarray, GenerationResult]:  # fmt: skip
-    """Text -> first image (local text-to-image model) -> the single-image path. Returns (image, result)."""
-    image = text_to_image(prompt, t2i_dir, cfg.seed, t2i_steps, t2i_size, t2i_size)
+                       t2i_steps: int = 30, t2i_size: int | None = None, device: str = "auto", dtype: str = "auto",
+                       offload: bool = False) -> tuple[np.ndarray, GenerationResult]:  # fmt: skip
+    """Text -> first image (local text-to-image model on ``device`` in ``dtype``) -> the single-image path.
+    Returns (image, result)."""
+    image = text_to_image(prompt, t2i_dir, cfg.seed, t2i_steps, t2i_size, t2i_size, device, dtype, offload)
     return image, generate_from_image(image, depth_backend, cfg, pipe)

@@ -108,3 +108,54 @@ def to_output(images: torch.Tensor, output_type: str):
     if output_type == "pil":
         return [PIL.Image.fromarray((a * 255).round().astype(np.uint8)) for a in arr]
     raise InputError(None, f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+
+
+def _setting(size, key: str) -> int | None:
+    """``size[key]`` of an image processor's size setting (a dict, or transformers' ``SizeDict``), None when unset."""
+    v = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+    return None if v is None else int(v)
+
+
+def clip_pixel_values(reference: torch.Tensor, processor) -> torch.Tensor:
+    """The CLIP image encoder's input for one reference view, computed as the official pipeline computes it.
+
+    Official path (transformers 4.x ``CLIPImageProcessor`` on a float tensor with ``do_rescale=False``): the view,
+    loaded as uint8 and mapped to [-1, 1] then back to [0, 1], is turned into uint8 by ``x * 255`` *truncated*,
+    resized with PIL bicubic so its short side is ``size`` (long side ``int(size * long / short)``), centre-cropped
+    (offsets rounded down), scaled by 1/255 and normalised with the processor's mean/std. Current transformers
+    resize float tensors with torchvision instead (up to 0.05 apart in normalised units), so the steps are done
+    here, with PIL, reading only the processor's settings.
+
+    Args:
+        reference: (3, H, W) float in [0, 1] (a uint8 image / 255).
+        processor: a CLIP image processor (``size``, ``crop_size``, ``image_mean``, ``image_std``, ``resample``).
+    Returns:
+        (1, 3, S, S) float32 pixel values.
+    """
+    u8 = torch.round(reference.detach().float().cpu().clamp(0, 1) * 255)
+    x = ((u8 / 127.5 - 1) + 1) / 2  # the official [-1, 1] round trip, float32
+    arr = (x.permute(1, 2, 0).numpy().astype(np.float64) * 255).astype(np.float32).astype(np.uint8)  # transformers' to_pil_image
+    img = PIL.Image.fromarray(arr)
+    resample = PIL.Image.Resampling(int(getattr(processor, "resample", None) or PIL.Image.Resampling.BICUBIC))
+    if getattr(processor, "do_resize", True):
+        short = _setting(processor.size, "shortest_edge")
+        w, h = img.size
+        if short is not None:
+            new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+        else:
+            new = (_setting(processor.size, "width"), _setting(processor.size, "height"))
+        img = img.resize(new, resample=resample)
+    out = np.asarray(img, dtype=np.uint8)
+    if getattr(processor, "do_center_crop", True):
+        ch, cw = _setting(processor.crop_size, "height"), _setting(processor.crop_size, "width")
+        h, w = out.shape[:2]
+        top, left = (h - ch) // 2, (w - cw) // 2
+        if top < 0 or left < 0:
+            raise InputError(None, f"CLIP preprocessing: {w}x{h} is smaller than the {cw}x{ch} crop")
+        out = out[top : top + ch, left : left + cw]
+    pix = (out.astype(np.float64) * (1 / 255)).astype(np.float32)
+    if getattr(processor, "do_normalize", True):
+        mean = np.asarray(processor.image_mean, dtype=np.float32)
+        std = np.asarray(processor.image_std, dtype=np.float32)
+        pix = (pix - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(pix.transpose(2, 0, 1)))[None].float()

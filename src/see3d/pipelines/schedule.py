@@ -29,6 +29,11 @@ SD21_DEFAULTS = {
     "timestep_scaling": "trailing",
 }
 
+STEPS_HELP = (
+    "diffusion steps N; the official trailing schedule makes more UNet calls than N, on purpose "
+    "(N=50: 53 calls, N=30: 31), as the released code does"
+)
+
 
 def official_timesteps(num_inference_steps: int, num_train_timesteps: int = 1000) -> torch.Tensor:
     """The official trailing override: ``arange(T - 1, 0, -((T - 1) // N))`` as int64 (53 values for N = 50)."""

@@ -45,7 +45,7 @@ from see3d.models.mv_unet import MultiViewUNet
 from see3d.models.pixel_unshuffle_vae import PixelUnshuffleVAE
 from see3d.pipelines.fill_smoothing import smooth_fill
 from see3d.pipelines.grouping import anchor_indices, official_sr_group_size, plan_groups
-from see3d.pipelines.inputs import ImageInput, to_image_batch, to_mask_batch, to_output
+from see3d.pipelines.inputs import ImageInput, clip_pixel_values, to_image_batch, to_mask_batch, to_output
 from see3d.pipelines.sampler_options import SamplerOptions
 from see3d.pipelines.schedule import make_scheduler, set_timesteps
 
@@ -255,7 +255,7 @@ class See3DPipeline(DiffusionPipeline):
             [""], padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
         ).input_ids
         text = self.text_encoder(ids.to(device))[0].float()
-        pixels = self.feature_extractor(images=reference[None].float().cpu(), do_rescale=False, return_tensors="pt").pixel_values
+        pixels = clip_pixel_values(reference, self.feature_extractor)  # the official uint8 + PIL bicubic path
         image = self.image_encoder(pixels.to(device=device, dtype=self.image_encoder.dtype)).image_embeds.float()
         if image.shape[-1] != text.shape[-1]:
             raise WeightsError(None, f"image embedding width {image.shape[-1]} differs from the text embedding width {text.shape[-1]}")

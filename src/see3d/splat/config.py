@@ -17,8 +17,10 @@ from see3d.config import check_fields
 class ReconstructConfig:
     iters: int = field(default=3000, metadata={"min": 1, "help": "optimisation steps (one training view per step)"})
     sh_degree: int = field(default=3, metadata={"help": "spherical-harmonics degree of the result (0..3)"})
-    backend: Literal["auto", "cpu", "torch", "gsplat"] = field(default="auto", metadata={"help": "rasterizer: gsplat on CUDA, numba on CPU"})
-    device: str = field(default="auto", metadata={"help": "torch device: auto (cuda when gsplat can run), cpu, cuda"})
+    backend: Literal["auto", "cpu", "torch", "gsplat"] = field(
+        default="auto", metadata={"help": "rasterizer: auto (gsplat on CUDA, numba on CPU), cpu, gsplat, torch (slow reference); must fit --device"}
+    )
+    device: str = field(default="auto", metadata={"help": "torch device: auto (CUDA when gsplat runs there, else CPU), cpu, cuda, cuda:1, ..."})
     seed: int = field(default=0, metadata={"help": "random seed (view order, random init, splits)"})
     # initialisation
     init: Literal["auto", "points", "depth", "random"] = field(

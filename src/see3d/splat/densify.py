@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from see3d.device import randn
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.project import quat_to_rotmat
 
@@ -75,6 +76,14 @@ class SplatParams:
         )
 
 
+def split_offsets(scales: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Local-frame offsets of one child per split splat: ``N(0, 1) * scales``, ``scales (S, 3)`` -> ``(S, 3)``.
+
+    Drawn on the generator's device (a CPU generator for CUDA splats), so runs are reproducible on any device.
+    """
+    return randn(scales.shape, generator, scales.device, scales.dtype) * scales
+
+
 def densify_and_prune(
     sp: SplatParams,
     grads: torch.Tensor,
@@ -117,7 +126,7 @@ def densify_and_prune(
         R = quat_to_rotmat(p["quats"][split])
         parts = []
         for _ in range(2):
-            noise = torch.randn(sc.shape, generator=generator, dtype=sc.dtype, device=sc.device) * sc
+            noise = split_offsets(sc, generator)
             parts.append(
                 {
                     "means": p["means"][split] + (R @ noise[..., None])[..., 0],

@@ -33,7 +33,7 @@ from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
 from see3d.splat.poses import PoseCorrections
-from see3d.splat.rasterize import render, resolve_backend
+from see3d.splat.rasterize import render, resolve_splat_placement
 
 log = get_logger(__name__)
 CKPT_VERSION = 2
@@ -48,17 +48,6 @@ def views_digest(views: Views) -> str:
         h.update(np.ascontiguousarray(a, dtype=np.float64).round(9).tobytes())
     h.update(np.ascontiguousarray(views.images[:, ::4, ::4], dtype=np.float32).tobytes())
     return h.hexdigest()[:20]
-
-
-def resolve_device(cfg: ReconstructConfig) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    if cfg.backend in ("auto", "gsplat") and torch.cuda.is_available():
-        from see3d.splat.rasterize_gsplat import gsplat_available
-
-        if gsplat_available():
-            return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def initial_gaussians(
@@ -93,8 +82,7 @@ class SplatTrainer:
 
     def __init__(self, views: Views, cfg: ReconstructConfig, init: Gaussians, extent: float | None = None):
         self.views, self.cfg = views, cfg
-        self.device = resolve_device(cfg)
-        self.backend = resolve_backend(cfg.backend, self.device)
+        self.device, self.backend = resolve_splat_placement(cfg.device, cfg.backend)
         self.extent = float(extent) if extent is not None else scene_extent(views, init.means.numpy() if init.device.type == "cpu" else None)
         self.images = torch.as_tensor(views.images, device=self.device)
         self.masks = None if views.masks is None else torch.as_tensor(views.masks, device=self.device)
@@ -240,9 +228,9 @@ class SplatTrainer:
             self.save(out_dir)
         return self.gaussians()
 
-    def gaussians(self) -> Gaussians:
-        """The current splats (detached, CPU)."""
-        return self.sp.gaussians().detach().to("cpu").clone()
+    def gaussians(self, device: str | torch.device = "cpu") -> Gaussians:
+        """The current splats (detached copies on ``device``; the trainer's own device is ``self.device``)."""
+        return self.sp.gaussians().detach().to(device).clone()
 
     def refined_c2w(self) -> np.ndarray:
         """(N, 4, 4) training cameras (OpenCV c2w) with the learned corrections (the nominal ones without refinement)."""

@@ -4,16 +4,20 @@
   and tiled compositing (:mod:`see3d.splat.rasterize_cpu`),
 - ``"torch"``: the pure-torch reference (:mod:`see3d.splat.project` + :mod:`see3d.splat.rasterize_ref`; slow, for checking),
 - ``"gsplat"``: gsplat's CUDA kernels (:mod:`see3d.splat.rasterize_gsplat`),
-- ``"auto"``: gsplat when the splats are on a CUDA device and gsplat is installed, else cpu.
+- ``"auto"``: gsplat for splats on a CUDA device, cpu for splats on the CPU.
+
+Which device and backend fit each other is decided once, by :func:`resolve_splat_placement`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 import torch
 
+from see3d.errors import InputError
 from see3d.geometry.projection import invert_rigid
 from see3d.splat.gaussians import Gaussians
 
@@ -27,18 +31,67 @@ def _as_tensor(x, dtype, device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend ``"auto"`` stands for on ``device``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown splat backend {backend!r}; choose one of {BACKENDS}")
-    if backend != "auto":
-        return backend
-    if device.type == "cuda":
-        from see3d.splat.rasterize_gsplat import gsplat_available
+def _gsplat_problem(device: torch.device) -> str | None:
+    from see3d.splat.rasterize_gsplat import gsplat_problem
 
-        if gsplat_available():
-            return "gsplat"
-    return "cpu"
+    return gsplat_problem(str(device))
+
+
+def resolve_splat_placement(
+    device: str | torch.device = "auto",
+    backend: str = "auto",
+    cuda_count: int | None = None,
+    gsplat_problem: Callable[[torch.device], str | None] = _gsplat_problem,
+) -> tuple[torch.device, str]:
+    """Where splats live and which rasterizer draws them: ``(torch device, backend)``.
+
+    =================  ==========================================  ============================================
+    backend            device "auto"                               explicit device
+    =================  ==========================================  ============================================
+    ``auto``           CUDA + gsplat when gsplat runs, else CPU    cpu -> ``cpu``; CUDA -> ``gsplat`` (error
+                       + ``cpu``                                   when gsplat cannot run there)
+    ``gsplat``         the first CUDA device                       must be a CUDA device where gsplat runs
+    ``cpu``            CPU                                         must be ``cpu``
+    ``torch``          CPU                                         any device
+    =================  ==========================================  ============================================
+
+    An explicit choice that does not fit is an :class:`InputError` naming the problem, never a silent switch.
+    ``cuda_count`` and ``gsplat_problem(device) -> reason or None`` default to this machine's (tests pass their own).
+    """
+    from see3d.device import resolve_device
+
+    if backend not in BACKENDS:
+        raise InputError(None, f"unknown splat backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    n = torch.cuda.device_count() if cuda_count is None else cuda_count
+    if isinstance(device, str) and device == "auto":
+        if backend == "gsplat":
+            dev = resolve_device("cuda", n)
+        elif backend == "auto" and n > 0 and gsplat_problem(torch.device("cuda", 0)) is None:
+            return torch.device("cuda", 0), "gsplat"
+        else:
+            return torch.device("cpu"), "cpu" if backend == "auto" else backend
+    else:
+        dev = resolve_device(device, n)
+    if backend == "torch":
+        return dev, "torch"
+    if dev.type == "cpu":
+        if backend == "gsplat":
+            raise InputError(None, "the gsplat rasterizer needs a CUDA device, not cpu (use --backend cpu or auto)")
+        return dev, "cpu"
+    if backend == "cpu":
+        raise InputError(None, f"the cpu rasterizer needs --device cpu, not {dev} (use --backend gsplat or torch on {dev.type})")
+    if dev.type != "cuda":
+        raise InputError(None, f"no fast splat rasterizer on {dev}: use --device cpu, or --backend torch (slow reference)")
+    problem = gsplat_problem(dev)
+    if problem is not None:
+        raise InputError(None, f"splats on {dev} are drawn by gsplat, which cannot run here: {problem} "
+                               "(use --device cpu, or --backend torch for the slow reference)")  # fmt: skip
+    return dev, "gsplat"
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend for splats already on ``device`` (:func:`resolve_splat_placement`'s rule)."""
+    return resolve_splat_placement(device, backend)[1]
 
 
 def render(

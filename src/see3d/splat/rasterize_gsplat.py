@@ -8,21 +8,61 @@ pixel centres at +0.5, eps2d 0.3, and "RGB+ED" for the alpha-normalised expected
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from see3d.errors import See3DError
 from see3d.splat.gaussians import Gaussians
 
 
-def gsplat_available() -> bool:
-    """True when gsplat is importable and a CUDA device is present."""
+def _probe_inputs(device: torch.device) -> dict:
+    """Arguments of a one-splat, 8x8 ``gsplat.rasterization`` call on ``device`` (the start-up probe)."""
+    f = {"device": device, "dtype": torch.float32}
+    return {
+        "means": torch.tensor([[0.0, 0.0, 2.0]], **f),
+        "quats": torch.tensor([[1.0, 0.0, 0.0, 0.0]], **f),
+        "scales": torch.full((1, 3), 0.1, **f),
+        "opacities": torch.full((1,), 0.5, **f),
+        "colors": torch.full((1, 1, 3), 0.5, **f),
+        "viewmats": torch.eye(4, **f)[None],
+        "Ks": torch.tensor([[[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]]], **f),
+        "width": 8,
+        "height": 8,
+        "sh_degree": 0,
+    }
+
+
+@functools.cache
+def gsplat_problem(device: str = "cuda:0") -> str | None:
+    """Why gsplat cannot render on ``device`` here, or None when it can.
+
+    Checks that ``device`` is a present CUDA device, that gsplat imports, and that its CUDA kernels build or load
+    and run: gsplat compiles them on first use when its wheel has none for this setup, so a missing compiler
+    or a CUDA mismatch shows up only then. The probe renders one splat into 8x8 pixels; the answer is cached
+    per device.
+    """
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return f"gsplat renders on CUDA devices only, not {dev}"
     if not torch.cuda.is_available():
-        return False
+        return "this machine has no CUDA device"
     try:
-        import gsplat  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        import gsplat
+    except Exception as e:  # ImportError, or an import-time failure of its extension
+        return f"gsplat is not importable ({type(e).__name__}: {e}); install it with pip install 'see3d[cuda]'"
+    try:
+        colors, _, _ = gsplat.rasterization(**_probe_inputs(dev))
+        if colors.shape[-3:-1] != (8, 8):
+            return f"gsplat's probe render returned shape {tuple(colors.shape)}"
+    except Exception as e:  # compile error (no nvcc/ninja), CUDA arch or ABI mismatch, ...
+        return f"gsplat's CUDA kernels could not be built or loaded ({type(e).__name__}: {e})"
+    return None
+
+
+def gsplat_available(device: str = "cuda:0") -> bool:
+    """True when gsplat can render on ``device`` (see :func:`gsplat_problem`)."""
+    return gsplat_problem(str(torch.device(device))) is None
 
 
 def render_gsplat(

@@ -63,13 +63,13 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
     return TrainingData(scene.views, scene.points, scene.point_colors, bounds)
 
 
-def evaluate(gaussians: Gaussians, views: Views, cfg: ReconstructConfig) -> dict:
-    """PSNR / SSIM of ``gaussians`` rendered at ``views`` (per view and mean)."""
+def evaluate(gaussians: Gaussians, views: Views, background=(0.0, 0.0, 0.0), backend: str = "auto") -> dict:
+    """PSNR / SSIM of ``gaussians`` rendered at ``views`` with ``backend`` on the splats' device (per view and mean)."""
     from see3d.metrics import psnr, ssim
     from see3d.splat.export import render_views
 
     per = []
-    for i, (rgb, _, _) in enumerate(render_views(gaussians, views.cameras, cfg.background, cfg.backend, desc="eval")):
+    for i, (rgb, _, _) in enumerate(render_views(gaussians, views.cameras, background, backend, desc="eval")):
         p = torch.as_tensor(rgb).permute(2, 0, 1)[None]
         t = torch.as_tensor(views.images[i]).permute(2, 0, 1)[None]
         per.append({"view": views.names[i], "psnr": float(psnr(p, t)[0]), "ssim": float(ssim(p, t)[0])})
@@ -153,12 +153,14 @@ def reconstruct(
     g = trainer.train(out, show_progress=show_progress)
     train_s = time.time() - t0
     write_ply(out / "splats.ply", g)
+    # held-out scores, mesh and video render where the trainer did: its device with its rasterizer
+    g_dev, backend = trainer.gaussians(trainer.device), trainer.backend
     write_json_atomic(out / "train_log.json", {"history": trainer.history, "seconds": train_s})
     summary: dict = {"splats": str(out / "splats.ply"), "num_gaussians": len(g), "train_seconds": train_s, "train_views": [views.names[i] for i in rest]}
     if trainer.poses is not None:
         summary["camera_corrections"] = write_refined_cameras(out / "transforms.json", train.cameras, trainer.refined_c2w(), trainer.pose_report())
     if test_idx:
-        metrics = evaluate(g, views[test_idx], cfg)
+        metrics = evaluate(g_dev, views[test_idx], cfg.background, backend)
         metrics.update(train_views=summary["train_views"], train_seconds=train_s, iters=cfg.iters, num_gaussians=len(g))
         write_json_atomic(out / "metrics.json", metrics)
         summary["test_psnr"] = metrics["psnr"]
@@ -166,11 +168,11 @@ def reconstruct(
     if mesh:
         from see3d.splat.export import extract_mesh
 
-        extract_mesh(g, train.cameras, out / f"mesh.{mesh}", resolution=mesh_resolution, backend=cfg.backend)
+        extract_mesh(g_dev, train.cameras, out / f"mesh.{mesh}", resolution=mesh_resolution, backend=backend)
         summary["mesh"] = str(out / f"mesh.{mesh}")
     if video:
         from see3d.splat.export import flythrough_path, write_flythrough
 
-        write_flythrough(out / "flythrough.mp4", g, flythrough_path(train.cameras, video_frames), background=cfg.background, backend=cfg.backend)
+        write_flythrough(out / "flythrough.mp4", g_dev, flythrough_path(train.cameras, video_frames), background=cfg.background, backend=backend)
         summary["video"] = str(out / "flythrough.mp4")
     return summary

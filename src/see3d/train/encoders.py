@@ -132,9 +132,12 @@ class ContextEncoder:
 
     @torch.no_grad()
     def image_embeds(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, 3, H, W) in [-1, 1] -> CLIP image embeddings (B, D), float32 (unnormalised, as official)."""
+        """pixels (B, 3, H, W) in [-1, 1] -> CLIP image embeddings (B, D), float32 (unnormalised, as official);
+        preprocessed as at inference (:func:`see3d.pipelines.inputs.clip_pixel_values`)."""
+        from see3d.pipelines.inputs import clip_pixel_values
+
         x = ((pixels.float() + 1) / 2).clamp(0, 1).cpu()
-        values = self.processor(images=list(x), do_rescale=False, return_tensors="pt").pixel_values
+        values = torch.cat([clip_pixel_values(im, self.processor) for im in x])
         return self.image_model(pixel_values=values.to(self.device, self.image_model.dtype)).image_embeds.float()
 
     def __call__(self, first_ref_pixels: torch.Tensor | None, batch: int, device, image_embeds: torch.Tensor | None = None) -> torch.Tensor:
