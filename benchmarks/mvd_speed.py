@@ -3,14 +3,17 @@
 Builds a random-weight pipeline of a given size (no downloads, no weights needed), runs the full ``__call__``
 (CLIP context, VAE encode, denoising with CFG, VAE decode) for R references + T targets, and prints, for each
 setting, seconds per generated view and peak memory, with ratios against the first setting (the baseline,
-fp32 eager) measured in the same run. Every setting runs in a fresh process so peak memory is its own.
+fp32 eager) measured in the same run, and the PSNR of each setting's output images against the baseline's (same
+weights, same inputs, same seed: how far a dtype moves the result). Every setting runs in a fresh process so
+peak memory is its own. The line ``--dtype auto`` says which dtype the package picks on this machine.
 
 Configs: ``tiny`` (the test pipeline, 64 px), ``mid`` (UNet width 128 with the SD-2.1 layout, 256 px),
 ``sd21`` (the released sizes: SD-2.1 UNet with 9 input channels, SD VAE, OpenCLIP-H-sized text and image towers,
-512 px; meant for a GPU). Settings on CPU: fp32 (baseline), bf16, fp32 in groups of half the targets.
+512 px; ~10 GB of RAM on CPU). Settings on CPU: fp32 (baseline), bf16, fp32 in groups of half the targets.
 On CUDA: fp32 (baseline, TF32 off), fp16, bf16, fp16 + model CPU offload (the official setting).
 
     .venv/bin/python benchmarks/mvd_speed.py --config tiny mid --device cpu
+    .venv/bin/python benchmarks/mvd_speed.py --config mid --device cpu --views 2 --steps 3 --threads 2
     .venv/bin/python benchmarks/mvd_speed.py --config sd21 --device cuda --views 8 --steps 50
 """
 
@@ -135,6 +138,7 @@ def run_setting(config: str, setting: dict, device: str, refs: int, views: int, 
     torch.backends.cudnn.allow_tf32 = False
     dtype = getattr(torch, setting["dtype"])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    torch.manual_seed(0)  # the same random weights in every setting's process
     with tempfile.TemporaryDirectory() as tmp:
         pipe = build_pipeline(config, dtype, device, Path(tmp))
     if setting.get("offload"):
@@ -153,14 +157,22 @@ def run_setting(config: str, setting: dict, device: str, refs: int, views: int, 
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    pipe(ref, warps, masks, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), **kw)
+    out = pipe(ref, warps, masks, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), **kw).images
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
     seconds = time.perf_counter() - t0
-    return {"s_per_view": seconds / views, "seconds": seconds, "peak_mib": peak}
+    return {"s_per_view": seconds / views, "seconds": seconds, "peak_mib": peak, "images": out.float().cpu().numpy()}
+
+
+def psnr_db(a, b) -> float:
+    """PSNR in dB between two image sets in [0, 1] (inf when identical)."""
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * float(np.log10(1.0 / mse))
 
 
 def main() -> None:
@@ -174,6 +186,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
+    import torch
+
+    from see3d.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+
+    dev = resolve_device(args.device)
+    print(f"--dtype auto on {dev}: {resolve_dtype('auto', dev)} (CPU native bf16: {cpu_has_fast_bf16()}, capability {torch.backends.cpu.get_cpu_capability()})")
     for config in args.config:
         steps = args.steps or CONFIGS[config]["steps"]
         size = args.size or CONFIGS[config]["size"]
@@ -184,7 +202,7 @@ def main() -> None:
             "   peak memory: "
             + ("CUDA max allocated" if args.device.startswith("cuda") else "growth of the process peak RSS during build + runs")
         )
-        print(f"{'setting':34s} {'s/view':>9s} {'peak MiB':>10s} {'speed-up':>9s} {'mem ratio':>10s}")
+        print(f"{'setting':34s} {'s/view':>9s} {'peak MiB':>10s} {'speed-up':>9s} {'mem ratio':>10s} {'PSNR vs base':>13s}")
         base = None
         for setting in settings_for(args.device, args.views):
             with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
@@ -196,7 +214,7 @@ def main() -> None:
             base = base or r
             print(
                 f"{setting['name']:34s} {r['s_per_view']:9.3f} {r['peak_mib']:10.0f} {base['s_per_view'] / r['s_per_view']:8.2f}x "
-                f"{r['peak_mib'] / max(base['peak_mib'], 1e-9):9.2f}x"
+                f"{r['peak_mib'] / max(base['peak_mib'], 1e-9):9.2f}x {psnr_db(r['images'], base['images']):10.1f} dB"
             )
 
 

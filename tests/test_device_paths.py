@@ -162,7 +162,6 @@ def test_eval_on_a_gpu_without_gsplat_keeps_the_splats_on_the_cpu(tmp_path, monk
 
 def test_depth_model_honours_dtype_and_device(tmp_path):
     from see3d.commands._common import make_depth_backend
-
     from test_depth import _save_depth_anything
 
     torch.manual_seed(0)
