@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "labels": 0,
     # the shared data types (Cameras, Views) and the files that carry them; camera conventions
     "io": 1,
+    # the one torch device / dtype / random-draw policy (torch and errors only)
+    "device": 1,
     # built on io only
     "config": 2,
     "geometry": 2,
