@@ -87,7 +87,7 @@ def build_pipeline(config: str, dtype, device: str, tmp: Path):
 
     from see3d.models.mv_unet import MultiViewUNet
     from see3d.pipelines.schedule import make_scheduler
-    from see3d.pipelines.see3d_pipeline import See3DPipeline
+    from see3d.pipelines.see3d_pipeline import IMAGE_ENCODER_DIR, See3DPipeline, load_clip_image_encoder
     from see3d.pipelines.tiny import SCHEDULER_CONFIG, write_tiny_see3d
 
     folder = write_tiny_see3d(tmp / "tiny", variants=("single",))
@@ -110,8 +110,8 @@ def build_pipeline(config: str, dtype, device: str, tmp: Path):
             processor = CLIPImageProcessor()
         else:
             text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
-            image_encoder = CLIPVisionModelWithProjection.from_pretrained(folder / "CLIP-ViT-H-14-laion2B-s32B-b79K")
-            processor = CLIPImageProcessor.from_pretrained(folder / "CLIP-ViT-H-14-laion2B-s32B-b79K")
+            image_encoder = load_clip_image_encoder(folder / IMAGE_ENCODER_DIR, torch.float32)  # a whole-CLIP folder, as released
+            processor = CLIPImageProcessor.from_pretrained(folder / IMAGE_ENCODER_DIR)
         unet = MultiViewUNet(image_size=32, in_channels=9, out_channels=4, context_dim=width, **spec["unet"])
         vae = AutoencoderKL(
             down_block_types=("DownEncoderBlock2D",) * 4,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 
@@ -60,6 +59,8 @@ def warp_like_hole_mask(height: int, width: int, generator: torch.Generator, con
     crescents: an ellipse (axes 5-25 % of the short side) shifted by 2-10 % of the short side, minus the
     unshifted ellipse. At least one shape is drawn; coverage is not controlled (it follows the shapes).
     """
+    import cv2  # training masks only: inference (see3d.conditioning's other modules) runs without OpenCV
+
     canvas = np.zeros((height, width), np.uint8)
     short = min(height, width)
     n_bands, n_cres = _randint(generator, 0, 2), _randint(generator, 0, config.max_crescents)
@@ -98,6 +99,8 @@ def random_hole_mask(height: int, width: int, generator: torch.Generator, config
     lands at or slightly above a coverage drawn from ``[min_coverage, max_coverage]`` (the last stroke may
     overshoot), unless ``max_strokes`` is reached first.
     """
+    import cv2  # training masks only: inference (see3d.conditioning's other modules) runs without OpenCV
+
     if config.warp_like_prob > 0 and float(torch.rand((), generator=generator)) < config.warp_like_prob:
         return warp_like_hole_mask(height, width, generator, config)
     target = _uniform(generator, config.min_coverage, config.max_coverage)

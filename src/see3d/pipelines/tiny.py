@@ -170,7 +170,7 @@ def write_clip_tokenizer(folder: Path, bpe_file: str | Path) -> None:
     )
 
 
-def _perturb_zeros(model: torch.nn.Module, generator: torch.Generator) -> None:
+def perturb_zero_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
     """Give parameters that are exactly zero small random values (zero-init output layers would hide paths)."""
     with torch.no_grad():
         for p in model.parameters():
@@ -191,7 +191,7 @@ def write_tiny_unet(
     unet_config = unet_config or TINY_UNET_CONFIG
     torch.manual_seed(seed)
     model = MultiViewUNet(**unet_config)
-    _perturb_zeros(model, torch.Generator().manual_seed(seed + 1))
+    perturb_zero_weights(model, torch.Generator().manual_seed(seed + 1))
     sd = {k: v.to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     del model
     config = {"_class_name": "MultiViewUNetModel", "_diffusers_version": "0.27.2", **unet_config, "camera_dim": camera_dim}
