@@ -41,7 +41,7 @@ class CurateConfig:
     detector_models: Path | None = field(default=None, metadata={"help": "mediapipe 0.10.x wheel, or a folder with its pose/hand .tflite files (default: looked up, see docs/curation.md)"})
     maskrcnn_weights: Path | None = field(default=None, metadata={"help": "torchvision maskrcnn_resnet50_fpn COCO state dict (.pth); default: torchvision's cache, downloaded when online"})
     hog_threshold: float = field(default=1.0, metadata={"help": "HOG SVM score threshold"})
-    device: str = field(default="cpu", metadata={"help": "torch device of RAFT / Mask R-CNN"})
+    device: str = field(default="cpu", metadata={"help": "torch device of RAFT / Mask R-CNN: cpu, auto (CUDA when present), cuda, cuda:1, ..."})
     frame_format: Literal["jpg", "webp"] = field(default="jpg", metadata={"help": "stored frame format"})
     quality: int = field(default=90, metadata={"min": 1, "max": 100, "help": "JPEG / WebP quality"})
     shard_mb: float = field(default=512.0, metadata={"gt": 0, "help": "target shard size, MiB"})

@@ -59,8 +59,11 @@ def get_backends(cfg: CurateConfig) -> Backends:
     """Backends for ``cfg``, built once per process (RAFT / Mask R-CNN load their weights once)."""
     key = (cfg.flow, str(cfg.raft_weights), cfg.raft_iters, cfg.dis_preset, cfg.dis_patch_stride, cfg.detector, str(cfg.maskrcnn_weights), str(cfg.detector_models), cfg.hog_threshold, cfg.device)
     if key not in _BACKENDS:
-        flow = make_flow_backend(cfg.flow, cfg.raft_weights, cfg.raft_iters, cfg.dis_preset, cfg.device, cfg.dis_patch_stride)
-        detector = make_detector(cfg.detector, cfg.maskrcnn_weights, cfg.device, cfg.hog_threshold, cfg.detector_models)
+        from see3d.device import resolve_device
+
+        device = str(resolve_device(cfg.device))  # the package's one device policy ("auto", a missing GPU is an error)
+        flow = make_flow_backend(cfg.flow, cfg.raft_weights, cfg.raft_iters, cfg.dis_preset, device, cfg.dis_patch_stride)
+        detector = make_detector(cfg.detector, cfg.maskrcnn_weights, device, cfg.hog_threshold, cfg.detector_models)
         _BACKENDS[key] = Backends(flow, detector)
     return _BACKENDS[key]
 
