@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -38,14 +37,14 @@ def test_clip_tokenizer_from_the_bpe_file_matches_open_clip(tmp_path):
     assert ids[:2] == [49406, 49407] and set(ids[2:]) == {0}  # SD-2.1 pads with "!" (id 0) after the end token
 
 
-def _run_cli(args: list[str]) -> int:
-    """Run ``see3d <args>`` in a fresh process; returns its peak RSS in bytes (Linux ru_maxrss is in KiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert peak >= before  # the maximum over the children so far: each run must not be smaller than an earlier one to be read
-    return peak * 1024
+def _run_cli(args: list[str], log: Path) -> int:
+    """Run ``see3d <args>`` in a fresh process; returns that process's own peak RSS in bytes (``wait4``'s rusage)."""
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-c", CLI, *args], stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    return usage.ru_maxrss * 1024  # Linux: KiB
 
 
 def _images(folder: Path, names: list[str]) -> list[np.ndarray]:
@@ -77,12 +76,12 @@ def test_full_size_dry_run(tmp_path):
         Image.fromarray(((rng.random((384, 512)) > 0.4) * 255).astype(np.uint8)).save(tmp_path / "warps" / f"mask_{i:03d}.png")
     common = ["--weights", str(weights), "--refs", str(tmp_path / "refs"), "--warps", str(tmp_path / "warps"), "--device", "cpu"]
 
-    peak_mvd = _run_cli(["mvd", *common, "--out", str(tmp_path / "mvd"), "--steps", "1"])
+    peak_mvd = _run_cli(["mvd", *common, "--out", str(tmp_path / "mvd"), "--steps", "1"], tmp_path / "mvd.log")
     for img in _images(tmp_path / "mvd", ["predict_warp_000.png", "predict_warp_001.png"]):
         assert img.shape == (384, 512, 3) and img.std() > 0  # written at the reference's size, not blank
     assert peak_mvd < 12 * GIB, peak_mvd / GIB
 
-    peak_sr = _run_cli(["mvd", *common, "--out", str(tmp_path / "sr"), "--steps", "1", "--sr", "--sr-steps", "1"])
+    peak_sr = _run_cli(["mvd", *common, "--out", str(tmp_path / "sr"), "--steps", "1", "--sr", "--sr-steps", "1"], tmp_path / "sr.log")
     for img in _images(tmp_path / "sr", ["predict_warp_000.png", "SR_predict_warp_001.png"]):
         assert img.shape == (384, 512, 3) and img.std() > 0
     assert peak_sr < 16 * GIB, peak_sr / GIB
@@ -90,7 +89,8 @@ def test_full_size_dry_run(tmp_path):
     Image.fromarray(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)).save(tmp_path / "in.png")
     np.save(tmp_path / "in.npy", np.full((512, 512), 2.0, np.float32))
     peak_gen = _run_cli(["generate", "--image", str(tmp_path / "in.png"), "--depth", str(tmp_path / "in.npy"), "--weights", str(weights),
-                         "--out", str(tmp_path / "gen"), "--n-frames", "2", "--chunk-size", "2", "--steps", "1", "--device", "cpu"])  # fmt: skip
+                         "--out", str(tmp_path / "gen"), "--n-frames", "2", "--chunk-size", "2", "--steps", "1", "--device", "cpu"],
+                        tmp_path / "generate.log")  # fmt: skip
     summary = json.loads((tmp_path / "gen" / "transforms.json").read_text())
     assert len(summary["frames"]) == 3
     views = [np.asarray(Image.open(tmp_path / "gen" / f["file_path"])) for f in summary["frames"]]
