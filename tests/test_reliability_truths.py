@@ -64,7 +64,7 @@ def test_weight_files_get_the_usual_permissions(tmp_path):
 
 
 def test_model_loading_is_quiet(capfd):
-    from see3d.commands._common import load_see3d
+    from see3d.pipelines.loader import load_see3d
     from see3d.demo import default_demo_weights
 
     if not (default_demo_weights() / "unet" / "config.json").is_file():

@@ -458,6 +458,7 @@ def text_to_image(
 
     from see3d.device import resolve_device_dtype
     from see3d.errors import WeightsError
+    from see3d.models.loading import quiet_loading
     from see3d.pipelines.loader import place_pipeline
 
     t2i_dir = Path(t2i_dir)
@@ -465,7 +466,8 @@ def text_to_image(
         raise WeightsError(t2i_dir, "not a diffusers pipeline folder (no model_index.json)")
     dev, dt = resolve_device_dtype(device, dtype)
     try:
-        pipe = DiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True, torch_dtype=dt)
+        with quiet_loading():
+            pipe = DiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True, torch_dtype=dt)
     except (OSError, ValueError) as e:
         raise WeightsError(t2i_dir, f"could not load the text-to-image pipeline ({e})") from e
     place_pipeline(pipe, dev, offload)
