@@ -64,8 +64,8 @@ def test_weight_files_get_the_usual_permissions(tmp_path):
 
 
 def test_model_loading_is_quiet(capfd):
-    from see3d.pipelines.loader import load_see3d
     from see3d.demo import default_demo_weights
+    from see3d.pipelines.loader import load_see3d
 
     if not (default_demo_weights() / "unet" / "config.json").is_file():
         pytest.skip("the package has no shipped demo model")
