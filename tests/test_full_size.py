@@ -44,6 +44,7 @@ def _run_cli(args: list[str], log: Path) -> int:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, log.read_text()[-3000:]
+    print(f"{args[0]} {' '.join(a for a in args if a in ('--sr',))}: peak RSS {usage.ru_maxrss / 2**20:.1f} GiB", flush=True)
     return usage.ru_maxrss * 1024  # Linux: KiB
 
 
@@ -56,6 +57,7 @@ def _images(folder: Path, names: list[str]) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~15 min for mvd --sr alone on 2 shared cores (the suite's 900 s cut the first run)
 def test_full_size_dry_run(tmp_path):
     """mvd (1 step), mvd --sr (1 + 1 steps, 1024 px) and generate (1 step) at 512 px with the released sizes."""
     import torch
