@@ -36,3 +36,22 @@ def make_depth_backend(args):
         src = args.depth if args.depth.is_dir() else [args.depth]
         return GivenDepth(src, kind=kind)
     raise InputError(None, "a depth source is needed: --depth-model DIR (a transformers depth model folder) or --depth PATH (depth maps)")
+
+
+def add_align_args(parser: argparse.ArgumentParser) -> None:
+    """``--align lwlr|global`` and the other depth-alignment options (``--align-*``, see AlignConfig)."""
+    from see3d.config import add_dataclass_args
+    from see3d.geometry.anchor_align import AlignConfig
+
+    g = parser.add_argument_group("depth alignment to keypoint anchors (--align*)")
+    default = AlignConfig().method
+    g.add_argument("--align", dest="align_method", choices=["lwlr", "global"], default=default,
+                   help=f"lwlr: dense local scale/shift map (paper Eqs. 5-6); global: one robust scale/shift per view (default: {default})")  # fmt: skip
+    add_dataclass_args(g, AlignConfig, prefix="align_", skip=("method",))
+
+
+def align_from_args(args):
+    from see3d.config import dataclass_from_args
+    from see3d.geometry.anchor_align import AlignConfig
+
+    return dataclass_from_args(AlignConfig, args, prefix="align_")

@@ -10,8 +10,10 @@ NAME = "eval"
 HELP = "evaluate a protocol (sparse3/6/9, single, dense) on LLFF/DTU/COLMAP/transforms scenes"
 DESCRIPTION = (
     "Run an evaluation protocol and write results.json, results.md (per scene and mean, with the published "
-    "numbers beside ours), strips/<scene>.png (inputs, truth, ours) and renders/. Without --mvd-weights the "
-    "sparse protocols run the reconstruction-only baseline (3DGS from the input views alone)."
+    "numbers beside ours), strips/<scene>.png (inputs, truth, ours) and renders/. Without --mvd-weights (and "
+    "with --fill mvd) the sparse protocols run the reconstruction-only baseline (3DGS from the input views alone); "
+    "--fill telea or --fill small run the whole framework (depth -> align -> warp -> fill -> 3DGS) without the big "
+    "weights, with depth from --depth-model or per-image maps (--depth DIR --depth-kind ...)."
 )
 
 
@@ -20,20 +22,23 @@ _SPLAT_SKIP = ("iters", "device", "seed", "sparse", "checkpoint_every")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from see3d.commands._common import add_align_args
     from see3d.eval.runner import EvalConfig
     from see3d.splat.config import ReconstructConfig
 
-    add_dataclass_args(parser, EvalConfig, skip=("splat",))
+    add_dataclass_args(parser, EvalConfig, skip=("splat", "align"))
     group = parser.add_argument_group("3DGS reconstruction (--splat-*)")
     add_dataclass_args(group, ReconstructConfig, prefix="splat_", skip=_SPLAT_SKIP)
+    add_align_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from see3d.commands._common import align_from_args
     from see3d.eval.runner import EvalConfig, evaluate
     from see3d.splat.config import ReconstructConfig
 
     splat = dataclass_from_args(ReconstructConfig, args, prefix="splat_")
-    cfg = dataclass_from_args(EvalConfig, args, splat=splat)
+    cfg = dataclass_from_args(EvalConfig, args, splat=splat, align=align_from_args(args))
     data = evaluate(cfg)
     m = data["mean"]
     lp = "skipped" if m["lpips"] is None else f"{m['lpips']:.3f}"

@@ -15,7 +15,7 @@ the official See3D input layout under official/, points.ply and generate_config.
 
 
 def add_arguments(parser) -> None:
-    from see3d.commands._common import add_depth_args, add_device_args
+    from see3d.commands._common import add_align_args, add_depth_args, add_device_args
     from see3d.config import add_dataclass_args
     from see3d.pipelines.generation import GenerateConfig
 
@@ -28,13 +28,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", type=Path, help="See3D weights folder (released MVD_weights layout or a save_pretrained folder); needed for --fill mvd")
     parser.add_argument("--variant", choices=["auto", "single", "sparse"], default="auto", help="UNet variant (auto: single for one image, sparse for several)")
     parser.add_argument("--cameras", type=Path, help="transforms.json with the input cameras (sparse: skips SfM; single: the input camera)")
-    parser.add_argument("--targets", type=Path, help="transforms.json or camera_path.json with the cameras to generate (instead of --path)")
+    parser.add_argument("--targets", type=Path, help="transforms.json or camera_path.json with the cameras to generate, in the input cameras' "
+                        "frame (instead of --path / --sparse-path; every mode)")  # fmt: skip
     parser.add_argument("--t2i-weights", type=Path, help="local diffusers text-to-image pipeline folder (for --prompt)")
     parser.add_argument("--t2i-steps", type=int, default=30, help="text-to-image steps")
     parser.add_argument("--offload", action="store_true", help="model CPU offload onto the CUDA --device (saves GPU memory, slower)")
     add_depth_args(parser)
+    add_align_args(parser)
     add_device_args(parser)
-    add_dataclass_args(parser, GenerateConfig)
+    add_dataclass_args(parser, GenerateConfig, skip=("align",))
 
 
 def _read_cameras(path: Path):
@@ -48,7 +50,7 @@ def _read_cameras(path: Path):
 
 
 def run(args) -> int:
-    from see3d.commands._common import make_depth_backend
+    from see3d.commands._common import align_from_args, make_depth_backend
     from see3d.config import config_to_dict, dataclass_from_args
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import list_images, load_image, save_image
@@ -56,7 +58,7 @@ def run(args) -> int:
     from see3d.pipelines import generation as gen
     from see3d.pipelines.loader import load_see3d
 
-    cfg = dataclass_from_args(gen.GenerateConfig, args)
+    cfg = dataclass_from_args(gen.GenerateConfig, args, align=align_from_args(args))
     inputs = tuple(p for p in (args.images, args.image) if p is not None)
     check_out_dir(args.out, args.overwrite, inputs=inputs)
     if cfg.fill == "mvd" and args.weights is None:
@@ -76,19 +78,21 @@ def run(args) -> int:
     elif args.images:
         paths = list_images(args.images)
         cams = _read_cameras(args.cameras) if args.cameras else None
-        result = gen.generate_from_sparse([load_image(p) for p in paths], [p.stem for p in paths], depth, cfg, pipe, cams, paths, new_depth)
+        result = gen.generate_from_sparse([load_image(p) for p in paths], [p.stem for p in paths], depth, cfg, pipe, cams, paths, new_depth,
+                                          targets=targets)  # fmt: skip
     else:
         if args.t2i_weights is None:
             from see3d.errors import InputError
 
             raise InputError(None, "--prompt needs --t2i-weights DIR (a local diffusers text-to-image pipeline folder)")
         image, result = gen.generate_from_text(args.prompt, args.t2i_weights, depth, cfg, pipe, args.t2i_steps, device=args.device, dtype=args.dtype,
-                                               offload=args.offload)  # fmt: skip
+                                               offload=args.offload, targets=targets)  # fmt: skip
     with staged_dir(args.out) as out:  # the folder holds this run only, and appears only when complete
         if args.prompt is not None:
             save_image(out / "prompt_image.png", image)
         result.save(out)
         write_json_atomic(out / "generate_config.json", {"config": config_to_dict(cfg), "argv": sys.argv, "variant": variant,
-                                                         "weights": str(args.weights) if args.weights else None})  # fmt: skip
+                                                         "weights": str(args.weights) if args.weights else None,
+                                                         "alignment": result.alignment})  # fmt: skip
     print(json.dumps({"out": str(args.out), "views": len(result.views), "generated": len(result.warps)}))
     return 0

@@ -72,7 +72,7 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
 
 
 def mvd_generate(
-    weights: str | Path,
+    weights: str | Path | None,
     variant: str = "sparse",
     device: str = "cpu",
     seed: int = 0,
@@ -82,24 +82,38 @@ def mvd_generate(
     size: int = 512,
     chunk_size: int = 4,
     dtype: str = "auto",
+    fill: str = "mvd",
+    depth_dir: str | Path | None = None,
+    depth_kind: str = "auto",
+    align=None,
+    keep_known: bool = False,
+    fill_smoothing: float = 0.0,
 ) -> GenerateFn:
     """A generate component: See3D's warp-and-fill loop (:func:`see3d.pipelines.generation.generate_along_path`).
 
     Args:
-        weights: a See3D model folder in the official layout (or ``write_tiny_see3d``'s); loaded on first use.
+        weights: a See3D model folder in the official layout (or ``write_tiny_see3d``'s, or the shipped
+            small model); loaded on first use. Unused with ``fill="telea"``.
         variant: which UNet, ``"sparse"`` (several references) or ``"single"``.
-        depth_model: a local transformers depth model folder, used when the scene has no depth maps.
+        depth_model: a local transformers depth model folder.
+        depth_dir: depth maps per image instead (``<stem>.npy`` / ``.png`` matched to the view names; a
+            sub-folder named after the scene is used when it exists); ``depth_kind`` says what they hold.
         size: working resolution (long side); generated images are resized back to the inputs' size.
         device, dtype: of the diffusion and depth models (:func:`see3d.device.resolve_device_dtype`).
+        fill: ``"mvd"`` (the model at ``weights``) or ``"telea"`` (OpenCV inpainting, no weights).
+        align: a :class:`see3d.geometry.anchor_align.AlignConfig` (default settings when None).
 
-    Depth of the input views, in the scene's units (warping needs it):
-
-    - the dataset's own depth maps when the views have them (synthetic scenes);
-    - else ``depth_model``'s predictions, aligned per view to sparse points triangulated by SfM on the
-      input images alone (:func:`see3d.geometry.sfm.run_sfm`), whose poses are brought onto the dataset's
-      cameras by a similarity (so the depth scale matches the poses). A single input view cannot be
-      scaled this way: metric-depth models are then used as they are (the scene must be in metres).
+    Depth of the input views, in the scene's units (warping needs it): the dataset's own depth maps when
+    the views have them (synthetic scenes); else the given maps or ``depth_model``'s predictions, aligned
+    per view to keypoint anchors triangulated with the dataset's cameras
+    (:func:`see3d.pipelines.view_depth.reference_depths`; an :class:`AlignmentError` names a view that
+    cannot be aligned). A single input view has no anchors: its depth must be metric.
+    Generated views get ``depth_model``'s aligned prediction; with given maps (inputs only) they keep their
+    warped depth. The per-view alignment statistics of the last call are in ``generate.alignment``.
     """
+    from see3d.geometry.anchor_align import AlignConfig
+
+    align = align or AlignConfig()
     state: dict = {}
 
     def pipe():
@@ -109,73 +123,64 @@ def mvd_generate(
             state["pipe"] = load_see3d(weights, variant, device=device, dtype=dtype)
         return state["pipe"]
 
-    def backend():
+    def backend(scene_key: str = ""):
+        if depth_dir is not None:
+            from see3d.depth.given import GivenDepth
+
+            sub = Path(depth_dir) / scene_key
+            kind = "metric_depth" if depth_kind == "auto" else depth_kind
+            return GivenDepth(sub if scene_key and sub.is_dir() else depth_dir, kind=kind)
         if "depth" not in state:
             if depth_model is None:
-                raise See3DError("generation needs depth of the input views: this scene has no depth maps, so give --depth-model DIR")
+                raise See3DError("generation needs depth of the input views: this scene has no depth maps, so give --depth-model DIR or --depth DIR")
             from see3d.depth.transformers_backend import TransformersDepth
 
-            state["depth"] = TransformersDepth(depth_model, device=device, dtype=dtype)
+            state["depth"] = TransformersDepth(depth_model, kind=depth_kind, device=device, dtype=dtype)
         return state["depth"]
 
+    def filler():
+        from see3d.pipelines.generation import MVDFiller, TeleaFiller
+
+        if fill == "telea":
+            return TeleaFiller()
+        if weights is None:
+            raise See3DError("fill 'mvd' needs --mvd-weights DIR (or --fill telea / --fill small)")
+        return MVDFiller(pipe(), steps, guidance, seed, keep_known=keep_known, fill_smoothing=fill_smoothing)
+
     def generate(inputs: Views, targets: Cameras) -> Views:
-        from see3d.pipelines.generation import MVDFiller, generate_along_path, resize_view, working_size
+        from see3d.pipelines.generation import generate_along_path, resize_view, working_size
 
         W0, H0 = inputs.cameras.width, inputs.cameras.height
         W, H = working_size(W0, H0, size)
-        refs = _reference_views(inputs, W, H, backend)
-        new_depth = None if inputs.depth is not None else backend()
-        filler = MVDFiller(pipe(), steps, guidance, seed)
-        res = generate_along_path(refs, targets.resized(W, H), filler, new_depth, chunk_size)
+        key = getattr(generate, "scene", "")
+        refs, stats, store = _reference_views(inputs, W, H, lambda: backend(key), align)
+        new_depth = None if inputs.depth is not None or depth_dir is not None else backend()
+        res = generate_along_path(refs, targets.resized(W, H), filler(), new_depth, chunk_size, align=align, anchors=store)
+        generate.alignment = stats + res.alignment
         gen = res.views.images[res.num_inputs :]
         imgs = np.stack([resize_view(im, W0, H0) for im in gen])
         return Views(imgs, targets, names=[f"gen_{i:03d}" for i in range(len(targets))])
 
+    generate.alignment = []
+    generate.scene = ""
     return generate
 
 
-def _reference_views(inputs: Views, W: int, H: int, backend) -> Views:
-    """The input views at ``W x H`` with z-depth in scene units (see :func:`mvd_generate`)."""
-    import cv2
-
-    from see3d.pipelines.generation import first_view_depth, resize_view
+def _reference_views(inputs: Views, W: int, H: int, backend, align) -> tuple[Views, list[dict], object]:
+    """The input views at ``W x H`` with z-depth in scene units (see :func:`mvd_generate`), their
+    alignment statistics and anchor store (None when the dataset's depth is used)."""
+    from see3d.pipelines.generation import resize_view
+    from see3d.pipelines.view_depth import predict, reference_depths, resize_depth
 
     cams = inputs.cameras.resized(W, H)
     imgs = np.stack([resize_view(im, W, H) for im in inputs.images])
+    names = list(inputs.names)
     if inputs.depth is not None:
-        depth = np.stack([cv2.resize(d.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST) for d in inputs.depth])
-        return Views(imgs, cams, depth, True, None, list(inputs.names))
+        depth = np.stack([resize_depth(d, W, H) for d in inputs.depth])
+        return Views(imgs, cams, depth, True, None, names), [{"view": n, "method": "dataset depth"} for n in names], None
     be = backend()
-    preds = [be.predict(imgs[i], key=inputs.names[i], focal_px=float(cams.K[i, 0, 0])) for i in range(len(imgs))]
-    if len(imgs) == 1:
-        if not preds[0].is_metric:
-            raise See3DError("single input view without depth maps: the scene scale cannot be recovered from a relative depth model")
-        return Views(imgs, cams, first_view_depth(preds[0])[None], True, None, list(inputs.names))
-    return Views(imgs, cams, _depth_from_sfm(imgs, cams, preds), True, None, list(inputs.names))
-
-
-def _depth_from_sfm(imgs: np.ndarray, cams: Cameras, preds: list) -> np.ndarray:
-    """Per-view depth aligned to SfM points of the input images, expressed in the frame of ``cams``."""
-    import tempfile
-
-    from see3d.geometry.align import align_depth_to_points
-    from see3d.geometry.sfm import align_poses_sim3, run_sfm
-    from see3d.io.images import save_image
-
-    with tempfile.TemporaryDirectory(prefix="see3d_eval_sfm_") as tmp:
-        paths = [Path(tmp) / f"view_{i:03d}.png" for i in range(len(imgs))]
-        for p, im in zip(paths, imgs):
-            save_image(p, im)
-        try:
-            sfm = run_sfm(paths, workspace=Path(tmp) / "sfm", camera_model="PINHOLE", known_K=cams.K[0])
-        except See3DError as e:
-            raise See3DError(f"could not triangulate the input views to scale their depth ({e})") from e
-    s, R, t = align_poses_sim3(sfm.cameras, cams)
-    out = []
-    for i, pred in enumerate(preds):
-        pts, _, _ = sfm.observed_points(i)
-        pts_w = s * pts @ R.T + t
-        al = align_depth_to_points(pred.values, cams[i], pts_w, space=pred.alignment_space)
-        d = al.apply(pred.values)
-        out.append(np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32))
-    return np.stack(out)
+    preds = [predict(be, imgs[i], names[i], cams[i]) for i in range(len(imgs))]
+    if len(imgs) == 1 and not preds[0].is_metric:
+        raise See3DError("single input view without depth maps: the scene scale cannot be recovered from a relative depth")
+    depth, stats, store = reference_depths(imgs, cams, preds, names, align)
+    return Views(imgs, cams, depth, True, None, names), stats, store

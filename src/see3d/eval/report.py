@@ -174,6 +174,9 @@ def _markdown(results: list[SceneResult], header: dict, overall: dict, env: dict
         lines += [f"- **incomplete: {header.get('scenes_pending', '?')} scene(s) not evaluated yet (run still going, or stopped)**"]
     for note in header.get("notes", []):
         lines += [f"- **{note}**"]
+    for key, label in (("filler", "filler"), ("depth_source", "depth")):
+        if header.get(key):
+            lines += [f"- {label}: {header[key]}"]
     lines += [f"- lpips: {header.get('lpips', '?')}", f"- command: `{header.get('command', '')}`", ""]
     lines += [
         "| scene | format | train views | test views | generated | PSNR ↑ | SSIM ↑ | LPIPS ↓ | seconds |",

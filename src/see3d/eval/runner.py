@@ -38,6 +38,17 @@ class EvalConfig:
     depth_model: Path | None = field(
         default=None, metadata={"help": "with --mvd-weights: local transformers depth model folder for scenes without depth maps"}
     )
+    fill: Literal["mvd", "telea", "small"] = field(
+        default="mvd",
+        metadata={"help": "sparse/single protocols: hole filler of the warping framework: the model at --mvd-weights (mvd; without weights the "
+                          "sparse protocols run the reconstruction-only baseline), OpenCV Telea inpainting (telea), or the shipped small model (small)"},
+    )
+    depth: Path | None = field(
+        default=None, metadata={"help": "depth maps per input image (<stem>.npy/.png; a sub-folder per scene when evaluating several) instead of --depth-model"}
+    )
+    depth_kind: Literal["auto", "metric_depth", "relative_depth", "relative_disparity"] = field(
+        default="auto", metadata={"help": "what --depth maps / --depth-model output (auto: the model's config; given maps: metric depth)"}
+    )
     mvd_steps: int = field(default=50, metadata={"min": 1, "help": "with --mvd-weights: diffusion steps per generated chunk"})
     mvd_size: int = field(default=512, metadata={"min": 64, "multiple_of": 64, "help": "with --mvd-weights: generation resolution (long side, multiple of 64)"})
     iters: int | None = field(default=None, metadata={"min": 1, "help": "3DGS optimisation steps per scene (default: the reconstruction's own default)"})
@@ -53,9 +64,37 @@ class EvalConfig:
         default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:1, ... (auto: diffusion on CUDA when present; splats on CUDA when gsplat runs there, else CPU)"}
     )
     splat: Any = field(default=None, metadata={"help": "3DGS settings (a see3d.splat.config.ReconstructConfig; the CLI's --splat-* options)"})
+    align: Any = field(default=None, metadata={"help": "depth alignment (a see3d.geometry.anchor_align.AlignConfig; the CLI's --align* options)"})
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+def _filler(cfg: EvalConfig) -> tuple[str, Path | None, dict]:
+    """(description, weights folder, extra generate kwargs) of the filler ``cfg.fill`` asks for."""
+    if cfg.fill == "telea":
+        return "OpenCV Telea inpainting", None, {}
+    if cfg.fill == "small":
+        from see3d.demo import default_demo_weights
+
+        w = default_demo_weights()
+        if not (w / "model_index.json").is_file():
+            raise See3DError(f"--fill small: the shipped small model is missing from this installation ({w})")
+        # the settings chosen for the shipped model on validation scenes (see its README)
+        return f"shipped small model ({w.name})", w, {"steps": 1, "guidance": 0.0, "keep_known": True, "fill_smoothing": 1.0}
+    return f"See3D MVD ({cfg.mvd_weights})", cfg.mvd_weights, {"steps": cfg.mvd_steps}
+
+
+def _depth_source(cfg: EvalConfig) -> str:
+    kind = cfg.depth_kind if cfg.depth_kind != "auto" else ("metric_depth" if cfg.depth is not None else "from the model config")
+    align = cfg.align.method if cfg.align is not None else "lwlr"
+    if cfg.depth is not None:
+        src = f"given maps {cfg.depth} ({kind})"
+    elif cfg.depth_model is not None:
+        src = f"depth model {cfg.depth_model} ({kind})"
+    else:
+        src = "the dataset's depth maps (when it has them)"
+    return f"{src}; aligned ({align}) to keypoint anchors triangulated with the dataset cameras"
 
 
 def evaluate(
@@ -83,11 +122,16 @@ def evaluate(
     device = str(resolve_device(cfg.device))  # the diffusion model's and LPIPS's device
     notes: list[str] = []
     sparse = cfg.protocol in SPARSE_VIEWS
-    if generate is None and cfg.mvd_weights is not None and cfg.protocol != "dense":
+    filler, depth_source = None, None
+    framework = cfg.protocol != "dense" and (cfg.mvd_weights is not None or cfg.fill != "mvd")
+    if generate is None and framework:
         from see3d.eval.components import mvd_generate
 
         variant = "single" if cfg.protocol == "single" else "sparse"
-        generate = mvd_generate(cfg.mvd_weights, variant, device, cfg.seed, cfg.depth_model, cfg.mvd_steps, size=cfg.mvd_size)
+        filler, weights, gen_kw = _filler(cfg)
+        depth_source = _depth_source(cfg)
+        generate = mvd_generate(weights, variant, device, cfg.seed, cfg.depth_model, size=cfg.mvd_size, fill=cfg.fill, depth_dir=cfg.depth,
+                                depth_kind=cfg.depth_kind, align=cfg.align, **gen_kw)  # fmt: skip
     if cfg.protocol == "single" and generate is None:
         raise See3DError("the single-view protocol scores generated frames and needs --mvd-weights")
     if cfg.protocol == "dense" and cfg.mvd_weights is not None:
@@ -115,7 +159,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
     if sparse:
-        method = "see3d: MVD-generated views + 3DGS" if generate is not None else "reconstruction-only baseline: 3DGS from the inputs alone"
+        method = f"see3d: generated views ({filler or 'given generator'}) + 3DGS" if generate is not None else "reconstruction-only baseline: 3DGS from the inputs alone"
     else:
         method = {"dense": "3DGS on all train views", "single": "see3d generation, frames scored directly"}[cfg.protocol]
     header = {
@@ -124,6 +168,8 @@ def evaluate(
         "notes": notes,
         "lpips": scorer.lpips_status,
         "mvd_weights": None if cfg.mvd_weights is None else str(cfg.mvd_weights),
+        "filler": filler,
+        "depth_source": depth_source,
         "device": device,
         "command": command or command_line(),
         "config": config_to_dict(cfg),
@@ -140,6 +186,8 @@ def evaluate(
     for folder in progress(folders, desc=f"eval {cfg.protocol}", unit="scene"):
         try:
             scene = load_scene(folder, cfg.format, cfg.factor)
+            if hasattr(generate, "scene"):
+                generate.scene = scene.name
             if sparse:
                 res = run_sparse(scene, SPARSE_VIEWS[cfg.protocol], reconstruct, scorer, generate, cfg.generated_per_gap, cfg.iters, cfg.seed)
             elif cfg.protocol == "dense":
@@ -153,6 +201,8 @@ def evaluate(
             log.error("scene %s failed: %s: %s", folder.name, type(e).__name__, e, exc_info=log.isEnabledFor(10))
             failures.append({"scene": folder.name, "error": f"{type(e).__name__}: {e}"})
         else:
+            for st in getattr(generate, "alignment", None) or []:
+                res.notes.append("alignment " + ", ".join(f"{k}={v}" for k, v in st.items() if v not in ("", None)))
             log.info("%s: PSNR %.2f SSIM %.3f", res.scene, res.mean["psnr"], res.mean["ssim"])
             results.append(res)
             write_scene_images(out, res)

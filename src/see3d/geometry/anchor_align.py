@@ -39,7 +39,14 @@ class AlignConfig:
     lam: float = field(default=1.0, metadata={"help": "LWLR ridge weight towards the global fit, in units of anchors"})
     min_anchors: int = field(default=12, metadata={"help": "fewest anchors a view may be aligned with"})
     min_anchors_lwlr: int = field(default=30, metadata={"help": "fewest anchors for LWLR (fewer: error, or the global fit with --align-fallback global)"})
-    fallback: Literal["none", "global"] = field(default="none", metadata={"help": "none: a view LWLR cannot align is an error; global: use the global fit for it"})
+    fallback: Literal["none", "global", "warped"] = field(
+        default="none",
+        metadata={"help": "none: a view that cannot be aligned as asked is an error; global: LWLR falls back to the global fit when a view "
+                          "has too few anchors; warped: as global, and a generated view that cannot be aligned at all keeps its warped depth"},
+    )
+    new_view_anchors: Literal["keypoints", "cache", "both"] = field(
+        default="both", metadata={"help": "anchors of generated views: keypoints matched to earlier views, the point cache's rendered depth, or both"}
+    )
     inlier_thresh: float = field(default=0.05, metadata={"help": "relative residual of an inlier in the global fit"})
     robust_iters: int = field(default=2, metadata={"help": "LWLR outlier-rejection rounds"})
     min_valid_fraction: float = field(default=0.5, metadata={"help": "an aligned depth positive on less than this fraction of the predicted pixels is an error"})
@@ -61,8 +68,8 @@ class AlignStats:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["residual"] = None if not np.isfinite(self.residual) else round(float(self.residual), 5)
-        d["scale"], d["shift"] = round(float(self.scale), 6), round(float(self.shift), 6)
+        for k, nd in (("residual", 5), ("scale", 6), ("shift", 6)):
+            d[k] = round(float(d[k]), nd) if np.isfinite(d[k]) else None
         return d
 
 
@@ -123,7 +130,7 @@ def align_to_anchors(
         raise AlignmentError(f"view {view!r}: depth alignment failed: degenerate global fit ({int(inl.sum())} of {n} anchors agree)")
     method, note = cfg.method, ""
     if method == "lwlr" and n < cfg.min_anchors_lwlr:
-        if cfg.fallback != "global":
+        if cfg.fallback == "none":
             raise AlignmentError(f"view {view!r}: LWLR alignment needs {cfg.min_anchors_lwlr} anchors, found {n} "
                                  "(use --align global, or --align-fallback global)")  # fmt: skip
         method, note = "global", f"fallback: {n} anchors < {cfg.min_anchors_lwlr} for LWLR"

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from see3d.geometry.cameras import Cameras
 from see3d.geometry.keypoints import Features, MatchConfig, detect_sift, verified_matches
+from see3d.io.cameras import Cameras
 
 
 @dataclass

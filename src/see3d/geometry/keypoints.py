@@ -6,7 +6,7 @@ distance to the epipolar geometry the two cameras imply is below ``max_epipolar_
 (given, or from SfM) make this stricter than a RANSAC fundamental matrix, and it works on planar scenes.
 
 Conventions: keypoint positions ``uv`` are pixel coordinates with the image's top-left corner at (0, 0)
-and pixel centres at +0.5 (as :class:`see3d.geometry.cameras.Cameras`); OpenCV's keypoints (centres at
+and pixel centres at +0.5 (as :class:`see3d.io.cameras.Cameras`); OpenCV's keypoints (centres at
 integers) are shifted by +0.5 on detection.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from see3d.geometry.cameras import Cameras
+from see3d.io.cameras import Cameras
 
 
 @dataclass

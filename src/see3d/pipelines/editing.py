@@ -21,7 +21,8 @@ from see3d.depth.base import DepthBackend
 from see3d.errors import InputError
 from see3d.geometry.warp import warp_to_cameras
 from see3d.io.views import Views
-from see3d.pipelines.generation import HoleFiller, _predict, aligned_depth
+from see3d.pipelines.generation import HoleFiller
+from see3d.pipelines.view_depth import aligned_depth, predict
 
 
 def edit_mask_from_difference(original: np.ndarray, edited: np.ndarray, threshold: float = 0.06, dilate_px: int = 3) -> np.ndarray:
@@ -81,7 +82,7 @@ def propagate_edit(
     old_depth = views.depth[view_index]
     new_depth = old_depth
     if depth_backend is not None:
-        pred = _predict(depth_backend, edited, views.names[view_index], views.cameras[view_index])
+        pred = predict(depth_backend, edited, views.names[view_index], views.cameras[view_index])
         d = aligned_depth(pred, old_depth, ~mask & (old_depth > 0), fallback=old_depth)
         new_depth = np.where(mask & (d > 0), d, old_depth).astype(np.float32)
     others = [j for j in range(n) if j != view_index]

@@ -3,16 +3,20 @@ consistent posed views out (the part of See3D the official release never shipped
 
 The loop (paper §3.3, our design where the paper is silent)::
 
-    input view(s) -> depth (backend) -> scale alignment -> point cache
+    input view(s) -> depth (backend) -> keypoint anchors -> alignment (LWLR / global) -> point cache
     for each chunk of path cameras:
         render the cache into the chunk's cameras      -> warped views + hole masks   (forward warp)
         fill the holes with the multi-view diffusion model (references = the input views)
-        estimate each new view's depth, align it to the cache's rendered depth (robust scale/shift)
+        estimate each new view's depth, align it to its anchors: keypoints matched to earlier views
+            (triangulated with the known cameras) and the cache's rendered depth
         add the new views to the cache (only pixels the cache does not explain yet)
 
 Because every chunk is warped from everything generated so far, a path that returns to an earlier
 viewpoint shows the same scene there. Sparse inputs get poses from SfM (or given cameras) and their depth
-is aligned to the SfM points; text inputs get their first image from a local text-to-image model.
+is aligned to anchors triangulated from keypoint matches with those cameras (plus the SfM points); a view
+that cannot be aligned is an error naming it (:class:`see3d.geometry.anchor_align.AlignmentError`), and
+every view's alignment statistics are in :attr:`GenerationResult.alignment`. Text inputs get their first
+image from a local text-to-image model.
 
 Conventions: OpenCV camera-to-world, pixel centres at +0.5, depth = z along the optical axis in scene units.
 Images are float32 (H, W, 3) in [0, 1]. Every view is resized to the working resolution (long side
@@ -30,9 +34,10 @@ import cv2
 import numpy as np
 
 from see3d.config import check_fields
-from see3d.depth.base import DepthBackend, DepthPrediction
+from see3d.depth.base import DepthBackend
 from see3d.errors import InputError, See3DError
-from see3d.geometry.align import align_depth, align_depth_to_points
+from see3d.geometry.anchor_align import AlignConfig
+from see3d.geometry.anchors import AnchorStore
 from see3d.geometry.paths import make_path, scene_depth_from
 from see3d.geometry.point_cache import PointCache
 from see3d.io.cameras import Cameras
@@ -40,6 +45,7 @@ from see3d.io.views import Views
 from see3d.log import get_logger, progress
 from see3d.pipelines.sampler_options import SamplerOptions
 from see3d.pipelines.schedule import STEPS_HELP
+from see3d.pipelines.view_depth import new_view_depth, predict, reference_depths
 
 log = get_logger(__name__)
 
@@ -71,7 +77,12 @@ class GenerateConfig:
                           "grain of a small pixel-space model's fill; 1 for the shipped small model, 0 = off)"},
     )
     path_scale: float = field(default=1.0, metadata={"help": "multiplies the path's default motion (angles and distances)"})
+    sparse_path: str = field(
+        default="interpolate",
+        metadata={"help": "sparse views: 'interpolate' (a smooth path through the input cameras) or a path preset started at the first input camera"},
+    )
     depth_tol: float = field(default=0.03, metadata={"gt": 0, "help": "relative depth tolerance of the warping z-buffer"})
+    align: AlignConfig = field(default_factory=AlignConfig, metadata={"help": "depth alignment to keypoint anchors (the CLI's --align* options)"})
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -146,6 +157,7 @@ class GenerationResult:
         warp_masks: (T, H, W) bool, True = pixel came from the warp.
         coverage: (T,) fraction of each generated view's pixels that the warp provided (what the camera sees of
             the scene known so far; below :data:`MIN_COVERAGE` the view is invented and a warning is logged).
+        alignment: per view (inputs, then generated) how its depth was aligned (:class:`AlignStats` as dicts).
     """
 
     views: Views
@@ -154,6 +166,7 @@ class GenerationResult:
     warp_masks: np.ndarray
     cache: PointCache | None = None
     coverage: np.ndarray | None = None
+    alignment: list[dict] = field(default_factory=list)
 
     def save(self, out: str | Path) -> Path:
         """Write ``images/ depth/ masks/ transforms.json`` plus the official See3D input layout
@@ -193,50 +206,6 @@ def resize_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(cv2.resize(np.asarray(image, dtype=np.float32), (width, height), interpolation=interp), 0, 1)
 
 
-def _resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
-    if depth.shape == (height, width):
-        return depth
-    return cv2.resize(depth.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def first_view_depth(pred: DepthPrediction) -> np.ndarray:
-    """Depth of the first view when nothing else is known. Metric and relative depth are used as given;
-    relative disparity is inverted with zero shift and normalised so the median depth is 1 (the scene's
-    scale is arbitrary for a single image)."""
-    if pred.kind != "relative_disparity":
-        return pred.depth()
-    disp = np.where(pred.mask, pred.values, 0.0)
-    med = np.median(disp[pred.mask]) if pred.mask.any() else 0.0
-    if med <= 0:
-        raise See3DError("depth: the predicted disparity of the input view is empty or non-positive")
-    with np.errstate(divide="ignore"):
-        return np.where(pred.mask, med / np.maximum(disp, 1e-6), 0.0).astype(np.float32)
-
-
-def _predict(backend: DepthBackend, image: np.ndarray, key, camera: Cameras) -> DepthPrediction:
-    pred = backend.predict(image, key=key, focal_px=float(camera.K[0, 0, 0]))
-    if pred.values.shape != image.shape[:2]:
-        pred = DepthPrediction(_resize_depth(pred.values, image.shape[1], image.shape[0]), pred.kind,
-                               None if pred.valid is None else _resize_depth(pred.valid.astype(np.float32), image.shape[1], image.shape[0]) > 0.5,
-                               pred.focal_px)  # fmt: skip
-    return pred
-
-
-def aligned_depth(pred: DepthPrediction, rendered_depth: np.ndarray, rendered_mask: np.ndarray, fallback: np.ndarray | None) -> np.ndarray:
-    """Align a new view's predicted depth to the cache rendered into its camera.
-
-    Falls back to ``fallback`` (e.g. the rendered depth itself) when the overlap is too small to fit.
-    Returns (H, W) z-depth, 0 where unknown.
-    """
-    try:
-        al = align_depth(pred.values, rendered_depth, rendered_mask & pred.mask, space=pred.alignment_space)
-        d = al.apply(pred.values)
-        return np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
-    except See3DError as e:
-        log.warning("depth alignment failed (%s); keeping the warped depth only", e)
-        return np.zeros_like(rendered_depth, dtype=np.float32) if fallback is None else fallback.astype(np.float32)
-
-
 # ============================================================================================ the loop
 def generate_along_path(
     inputs: Views,
@@ -247,6 +216,8 @@ def generate_along_path(
     depth_tol: float = 0.03,
     target_names: list[str] | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    align: AlignConfig | None = None,
+    anchors: AnchorStore | None = None,
 ) -> GenerationResult:
     """The chunked warp -> fill -> depth -> align -> cache loop.
 
@@ -258,16 +229,29 @@ def generate_along_path(
             None: generated views keep only the depth warped from the cache (their filled holes add
             no new geometry) -- used when depth comes from files that exist for the inputs only.
         chunk_size: views per filler call.
+        align: how generated views' depth is aligned (:mod:`see3d.pipelines.view_depth`).
+        anchors: the inputs' keypoint anchors (:func:`see3d.pipelines.view_depth.reference_depths`);
+            built from ``inputs`` when None.
+
+    Returns:
+        the result; ``alignment`` holds the generated views' statistics (callers prepend the inputs').
+
+    Raises:
+        AlignmentError: a generated view's depth could not be aligned (unless ``align.fallback`` is "warped").
     """
     if inputs.depth is None:
         raise ValueError("generate_along_path: the input views need depth")
     if (targets.width, targets.height) != (inputs.cameras.width, inputs.cameras.height):
         raise ValueError("generate_along_path: target cameras and inputs differ in image size")
+    align = align or AlignConfig()
     names = target_names or [f"gen_{i:04d}" for i in range(len(targets))]
     cache = PointCache(depth_tol=depth_tol)
     for i in range(len(inputs)):
         cache.add_view(inputs.images[i], inputs.depth[i], inputs.cameras[i], None if inputs.masks is None else inputs.masks[i])
-    images, depths, warps, masks, coverage = [], [], [], [], []
+    if depth_backend is not None and anchors is None and align.new_view_anchors != "cache":
+        anchors = AnchorStore()
+        anchors.add_views(inputs.images, inputs.cameras, inputs.masks)
+    images, depths, warps, masks, coverage, stats = [], [], [], [], [], []
     starts = list(range(0, len(targets), max(1, chunk_size)))
     for ci, s in enumerate(progress(starts, desc="generate", unit="chunk")):
         cams = targets[s : s + chunk_size]
@@ -282,12 +266,14 @@ def generate_along_path(
         if filled.shape != w_img.shape:
             raise See3DError(f"hole filler returned {filled.shape}, expected {w_img.shape}")
         for j in range(len(cams)):
-            cam = cams[j]
+            cam, name = cams[j], names[s + j]
             if depth_backend is None:
                 d = np.where(w_mask[j], w_depth[j], 0.0).astype(np.float32)
+                stats.append({"view": name, "method": "warped", "note": "no depth model for generated views: warped depth only"})
             else:
-                pred = _predict(depth_backend, filled[j], names[s + j], cam)
-                d = aligned_depth(pred, w_depth[j], w_mask[j], fallback=w_depth[j])
+                pred = predict(depth_backend, filled[j], name, cam)
+                d, st = new_view_depth(pred, filled[j], cam, w_depth[j], w_mask[j], anchors, align, name)
+                stats.append(st)
             cache.add_view(filled[j], d, cam)
             images.append(filled[j])
             depths.append(d)
@@ -304,14 +290,15 @@ def generate_along_path(
         np.concatenate([np.ones(inputs.images.shape[:3], bool) if inputs.masks is None else inputs.masks, np.concatenate(masks)]),
         list(inputs.names) + names,
     )
-    return GenerationResult(all_views, n_in, np.concatenate(warps), np.concatenate(masks), cache, np.asarray(coverage))
+    return GenerationResult(all_views, n_in, np.concatenate(warps), np.concatenate(masks), cache, np.asarray(coverage), stats)
 
 
 # ============================================================================================ entry points
 def prepare_single_view(
     image: np.ndarray, depth_backend: DepthBackend, cfg: GenerateConfig, camera: Cameras | None = None, name: str = "input"
-) -> Views:
-    """One input image -> a reference :class:`Views` at the working resolution with depth.
+) -> tuple[Views, list[dict]]:
+    """One input image -> a reference :class:`Views` at the working resolution with depth, and its
+    alignment statistics (none: a single view's depth sets the scene scale).
 
     ``camera``: the image's camera if known (its intrinsics are kept); default: identity pose and
     ``cfg.fov_deg``.
@@ -320,23 +307,22 @@ def prepare_single_view(
     W, H = working_size(w0, h0, cfg.size)
     img = resize_view(image, W, H)
     cam = (camera if camera is not None else Cameras.from_fov(np.eye(4), cfg.fov_deg, w0, h0)).resized(W, H)
-    pred = _predict(depth_backend, img, name, cam)
-    depth = first_view_depth(pred)
-    if not (depth > 0).any():
-        raise See3DError("depth: the input view has no valid depth")
-    return Views(img[None], cam, depth[None], pred.is_metric, None, [name])
+    pred = predict(depth_backend, img, name, cam)
+    depth, stats, _ = reference_depths(img[None], cam, [pred], [name], cfg.align)
+    return Views(img[None], cam, depth, pred.is_metric, None, [name]), stats
 
 
-def path_cameras(start: Cameras, depth: np.ndarray, cfg: GenerateConfig, **params) -> Cameras:
-    """The new cameras of ``cfg.path`` from ``start`` (the start camera itself excluded)."""
+def path_cameras(start: Cameras, depth: np.ndarray, cfg: GenerateConfig, preset: str | None = None, **params) -> Cameras:
+    """The new cameras of path ``preset`` (default ``cfg.path``) from ``start`` (the start camera itself excluded)."""
     from see3d.geometry.paths import PATHS
 
-    if cfg.path not in PATHS:
-        make_path(cfg.path, start, 2, 1.0)  # raises the clear unknown-preset error
-    defaults = dict(PATHS[cfg.path].defaults)
+    preset = preset or cfg.path
+    if preset not in PATHS:
+        make_path(preset, start, 2, 1.0)  # raises the clear unknown-preset error
+    defaults = dict(PATHS[preset].defaults)
     scaled = {k: v * cfg.path_scale for k, v in defaults.items() if isinstance(v, int | float) and k not in ("pivot", "focus", "rotations")}
     scaled.update(params)
-    cams = make_path(cfg.path, start, cfg.n_frames + 1, scene_depth_from(depth), **scaled)
+    cams = make_path(preset, start, cfg.n_frames + 1, scene_depth_from(depth), **scaled)
     return cams[1:]
 
 
@@ -349,6 +335,12 @@ def make_filler(cfg: GenerateConfig, pipe=None) -> HoleFiller:
     if pipe is None:
         raise InputError(None, "fill='mvd' needs the See3D weights (--weights DIR); use --fill telea for the classical baseline")
     return MVDFiller(pipe, cfg.steps, cfg.guidance, cfg.seed, options=SamplerOptions(keep_known=cfg.keep_known, fill_smoothing=cfg.fill_smoothing))
+
+
+def _run(refs: Views, ref_stats: list[dict], targets: Cameras, cfg: GenerateConfig, pipe, new_depth, anchors=None) -> GenerationResult:
+    res = generate_along_path(refs, targets, make_filler(cfg, pipe), new_depth, cfg.chunk_size, cfg.depth_tol, align=cfg.align, anchors=anchors)
+    res.alignment = ref_stats + res.alignment
+    return res
 
 
 def generate_from_image(
@@ -372,21 +364,24 @@ def generate_from_image(
         camera.check("the input camera")
     if targets is not None:
         targets.check("the target cameras")
-    refs = prepare_single_view(image, depth_backend, cfg, camera, name)
+    refs, stats = prepare_single_view(image, depth_backend, cfg, camera, name)
     if targets is None:
         targets = path_cameras(refs.cameras, refs.depth[0], cfg, **path_params)
     else:
         targets = targets.resized(refs.cameras.width, refs.cameras.height)
     new_depth = depth_backend if new_view_depth == "same" else new_view_depth
-    return generate_along_path(refs, targets, make_filler(cfg, pipe), new_depth, cfg.chunk_size, cfg.depth_tol)
+    return _run(refs, stats, targets, cfg, pipe, new_depth)
 
 
 def prepare_sparse_views(images: list[np.ndarray], names: list[str], depth_backend: DepthBackend, cfg: GenerateConfig,
-                         cameras: Cameras | None = None, image_paths: list[Path] | None = None) -> tuple[Views, np.ndarray | None]:  # fmt: skip
+                         cameras: Cameras | None = None, image_paths: list[Path] | None = None) -> tuple[Views, np.ndarray, list[dict], AnchorStore]:  # fmt: skip
     """2-6 input images -> reference :class:`Views` with poses (SfM unless ``cameras`` given) and depth aligned
-    to the SfM points (to the first view's depth scale when cameras are given without points).
+    to keypoint anchors triangulated with those poses (plus the SfM points' observations).
 
-    Returns ``(views, sfm_points or None)``.
+    Returns ``(views, points (P, 3) world anchor/SfM points, per-view alignment statistics, anchor store)``.
+
+    Raises:
+        AlignmentError: a view's depth could not be aligned (the message names it).
     """
     if not 2 <= len(images) <= 6:
         raise InputError(None, f"sparse-view generation takes 2 to 6 images, got {len(images)}")
@@ -407,41 +402,42 @@ def prepare_sparse_views(images: list[np.ndarray], names: list[str], depth_backe
     W, H = working_size(w0, h0, cfg.size)
     cams = cameras.resized(W, H)
     imgs = np.stack([resize_view(im, W, H) for im in images])
-    depths = []
-    for i in range(len(imgs)):
-        pred = _predict(depth_backend, imgs[i], names[i], cams[i])
-        if sfm is not None:
-            pts, _, _ = sfm.observed_points(i)
-            al = align_depth_to_points(pred.values, cams[i], pts, space=pred.alignment_space)
-            d = al.apply(pred.values)
-            d = np.where(pred.mask & np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
-        elif pred.is_metric or not depths:
-            d = first_view_depth(pred)
-        else:  # relative maps without points: align to the views already placed
-            cache = PointCache(depth_tol=cfg.depth_tol)
-            for k, dk in enumerate(depths):
-                cache.add_view(imgs[k], dk, cams[k])
-            r = cache.render(cams[i])
-            rd, rm = r.depth[0].numpy(), r.mask[0].numpy()
-            d = aligned_depth(pred, rd, rm, fallback=None)
-        depths.append(d)
-    return Views(imgs, cams, np.stack(depths), True, None, list(names)), (None if sfm is None else sfm.points)
+    preds = [predict(depth_backend, imgs[i], names[i], cams[i]) for i in range(len(imgs))]
+    extra = None
+    if sfm is not None:
+        extra = []
+        for i in range(len(imgs)):
+            _, uv, z = sfm.observed_points(i)
+            extra.append((uv * np.array([W / cameras.width, H / cameras.height]), z))
+    depth, stats, store = reference_depths(imgs, cams, preds, list(names), cfg.align, extra)
+    points = store.points if sfm is None else np.concatenate([store.points, sfm.points])
+    return Views(imgs, cams, depth, True, None, list(names)), points, stats, store
+
+
+def sparse_targets(refs: Views, cfg: GenerateConfig) -> Cameras:
+    """Cameras to generate from sparse references: ``cfg.n_frames`` views on a smooth path through the
+    input cameras (``cfg.sparse_path == "interpolate"``), or along the preset ``cfg.sparse_path`` from the first input."""
+    from see3d.geometry.paths import interpolate_cameras
+
+    if cfg.sparse_path != "interpolate":
+        return path_cameras(refs.cameras[0], refs.depth[0], cfg, preset=cfg.sparse_path)
+    per_gap = max(1, cfg.n_frames // (len(refs) - 1))
+    dense = interpolate_cameras(refs.cameras, (len(refs) - 1) * (per_gap + 1) + 1)
+    keep = [i for i in range(len(dense)) if i % (per_gap + 1)]  # drop the input cameras themselves
+    return dense[keep]
 
 
 def generate_from_sparse(images: list[np.ndarray], names: list[str], depth_backend: DepthBackend, cfg: GenerateConfig, pipe=None,
                          cameras: Cameras | None = None, image_paths: list[Path] | None = None,
-                         new_view_depth: DepthBackend | None | str = "same") -> GenerationResult:  # fmt: skip
-    """Sparse inputs -> ``cfg.n_frames`` new views on a smooth path through the input cameras
-    (``new_view_depth`` as in :func:`generate_from_image`)."""
-    from see3d.geometry.paths import interpolate_cameras
-
-    refs, _ = prepare_sparse_views(images, names, depth_backend, cfg, cameras, image_paths)
-    per_gap = max(1, cfg.n_frames // (len(refs) - 1))
-    dense = interpolate_cameras(refs.cameras, (len(refs) - 1) * (per_gap + 1) + 1)
-    keep = [i for i in range(len(dense)) if i % (per_gap + 1)]  # drop the input cameras themselves
-    targets = dense[keep]
+                         new_view_depth: DepthBackend | None | str = "same", targets: Cameras | None = None) -> GenerationResult:  # fmt: skip
+    """Sparse inputs -> new views at ``targets`` (any image size: intrinsics are rescaled; in the input
+    cameras' frame), or along :func:`sparse_targets` (``new_view_depth`` as in :func:`generate_from_image`)."""
+    if targets is not None:
+        targets.check("the target cameras")
+    refs, _, stats, store = prepare_sparse_views(images, names, depth_backend, cfg, cameras, image_paths)
+    targets = sparse_targets(refs, cfg) if targets is None else targets.resized(refs.cameras.width, refs.cameras.height)
     new_depth = depth_backend if new_view_depth == "same" else new_view_depth
-    return generate_along_path(refs, targets, make_filler(cfg, pipe), new_depth, cfg.chunk_size, cfg.depth_tol)
+    return _run(refs, stats, targets, cfg, pipe, new_depth, store)
 
 
 def text_to_image(
@@ -480,8 +476,8 @@ def text_to_image(
 
 def generate_from_text(prompt: str, t2i_dir: str | Path, depth_backend: DepthBackend, cfg: GenerateConfig, pipe=None,
                        t2i_steps: int = 30, t2i_size: int | None = None, device: str = "auto", dtype: str = "auto",
-                       offload: bool = False) -> tuple[np.ndarray, GenerationResult]:  # fmt: skip
-    """Text -> first image (local text-to-image model on ``device`` in ``dtype``) -> the single-image path.
-    Returns (image, result)."""
+                       offload: bool = False, targets: Cameras | None = None) -> tuple[np.ndarray, GenerationResult]:  # fmt: skip
+    """Text -> first image (local text-to-image model on ``device`` in ``dtype``) -> the single-image path (along
+    ``targets`` when given: the first image's camera is the identity pose with ``cfg.fov_deg``). Returns (image, result)."""
     image = text_to_image(prompt, t2i_dir, cfg.seed, t2i_steps, t2i_size, t2i_size, device, dtype, offload)
-    return image, generate_from_image(image, depth_backend, cfg, pipe)
+    return image, generate_from_image(image, depth_backend, cfg, pipe, targets=targets)
