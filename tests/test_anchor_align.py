@@ -7,8 +7,8 @@ import pytest
 
 from see3d.geometry.anchor_align import AlignConfig, AlignmentError, align_to_anchors
 from see3d.geometry.anchors import AnchorStore, ray_depths
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.lwlr import lwlr_maps
+from see3d.io.cameras import Cameras, look_at
 from see3d.synth import make_scene, render_full
 from see3d.synth.depth_errors import as_relative, distort_depth
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.images import load_image, save_image
 from see3d.io.transforms_json import write_transforms_json
 from see3d.io.views import Views

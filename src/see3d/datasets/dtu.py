@@ -7,7 +7,11 @@ Layout (one scan)::
     scanNN/image/000000.png ...   or images/*, or MonoSDF's 000000_rgb.png in the scan folder
     scanNN/mask/000.png ...       optional object masks (white = object), or *_mask.png
 
-Camera ``i`` belongs to the i-th image in file-name order. The projection is ``P = world_mat @ scale_mat``
+Camera ``i`` belongs to the i-th image in file-name order. MonoSDF's preprocessed DTU scans (``*_rgb.png``,
+384x384) keep the projection matrices of the 1600x1200 originals; MonoSDF's loader crops the centre
+1200x1200 and resizes in code, and so does this reader (:func:`monosdf_intrinsics`) when the images are
+square ``*_rgb.png`` and the intrinsics' principal point lies outside them. Intrinsics are then checked
+against the image size (:meth:`see3d.io.cameras.Cameras.check`). The projection is ``P = world_mat @ scale_mat``
 (``scale_mat`` maps the normalised unit-sphere frame to the world, as in IDR), decomposed with
 ``cv2.decomposeProjectionMatrix`` into ``K`` (divided by ``K[2, 2]``), the world-to-camera rotation and
 the camera centre; poses are therefore in the normalised frame (``use_scale_mat=False`` keeps world units).
@@ -27,6 +31,7 @@ from see3d.io.images import list_images
 from see3d.io.views import Views
 
 CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
+DTU_ORIGINAL_SIZE = (1600, 1200)  # width, height of the DTU photos the projection matrices belong to
 
 
 def is_dtu(folder: Path) -> bool:
@@ -43,6 +48,18 @@ def decompose_projection(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     c2w[:3, :3] = R.T
     c2w[:3, 3] = (c[:3] / c[3]).ravel()
     return K, c2w
+
+
+def monosdf_intrinsics(K: np.ndarray, size: int, original: tuple[int, int] = DTU_ORIGINAL_SIZE) -> np.ndarray:
+    """Intrinsics ``K (N, 3, 3)`` of the ``original`` (width, height) photos -> those of MonoSDF's square
+    ``size x size`` images: centre crop to ``min(width, height)`` squared, then resize."""
+    w0, h0 = original
+    side = min(w0, h0)
+    K = np.array(K, dtype=np.float64)
+    K[:, 0, 2] -= (w0 - side) / 2.0
+    K[:, 1, 2] -= (h0 - side) / 2.0
+    K[:, :2, :] *= size / side
+    return K
 
 
 def _image_files(folder: Path) -> tuple[list[Path], list[Path] | None]:
@@ -95,9 +112,13 @@ def read_dtu(folder: str | Path, factor: float = 1.0, use_scale_mat: bool = True
 
     with Image.open(images[0]) as im:
         w0, h0 = im.size
+    Ks = np.stack(Ks)
+    monosdf = images[0].stem.endswith("_rgb") and w0 == h0 and (Ks[:, 0, 2] > w0).any()
+    if monosdf:
+        Ks = monosdf_intrinsics(Ks, w0)
     size = downscaled_size(w0, h0, factor)
     imgs = load_images(images, size=size)
-    cameras = Cameras(np.stack(Ks), np.stack(c2ws), w0, h0).check(cam_file).resized(*size)
+    cameras = Cameras(Ks, np.stack(c2ws), w0, h0).check(cam_file).resized(*size)
     masks = None
     if mask_files is not None:
         if len(mask_files) != len(images):

@@ -15,6 +15,10 @@ import numpy as np
 
 from see3d.errors import InputError
 
+MIN_FOV_DEG = 2.0  # narrower than a 1000 mm lens on full frame
+MAX_FOV_DEG = 170.0  # wider than a pinhole model holds
+MAX_FOCAL_ASPECT = 3.0  # fx / fy of square-ish pixels
+
 
 @dataclass
 class Cameras:
@@ -56,8 +60,9 @@ class Cameras:
 
         Each camera must have finite values, a rigid ``c2w`` (last row ``0 0 0 1``; a proper rotation: orthonormal
         within ``tol``, determinant +1, so not singular, scaled, sheared or mirrored), positive focal lengths, an
-        intrinsics last row ``0 0 1`` and its principal point inside the image (``0 <= cx <= width``,
-        ``0 <= cy <= height``).
+        intrinsics last row ``0 0 1``, its principal point inside the image (``0 <= cx <= width``,
+        ``0 <= cy <= height``), a field of view (long side) within ``[MIN_FOV_DEG, MAX_FOV_DEG]`` and fx / fy
+        within ``1 : MAX_FOCAL_ASPECT`` (intrinsics written for another image size or crop fail these).
 
         Raises:
             InputError: naming ``source`` and the first bad camera (index and what is wrong).
@@ -79,7 +84,14 @@ class Cameras:
             if np.abs(K[i, 2] - np.array([0.0, 0.0, 1.0])).max() > 1e-9 or K[i, 1, 0] != 0:
                 raise InputError(source, f"{what}: intrinsics are not a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
             if not (0 <= cx <= W and 0 <= cy <= H):
-                raise InputError(source, f"{what}: principal point ({cx:g}, {cy:g}) lies outside the {W}x{H} image")
+                raise InputError(source, f"{what}: principal point ({cx:g}, {cy:g}) lies outside the {W}x{H} image "
+                                         "(intrinsics of another image size or crop?)")  # fmt: skip
+            fov = np.rad2deg(2 * np.arctan(0.5 * max(W, H) / max(fx, fy)))
+            if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+                raise InputError(source, f"{what}: focal length {max(fx, fy):.1f} px gives an implausible {fov:.1f} degree field of view "
+                                         f"for a {W}x{H} image")  # fmt: skip
+            if max(fx, fy) / min(fx, fy) > MAX_FOCAL_ASPECT:
+                raise InputError(source, f"{what}: fx {fx:.1f} and fy {fy:.1f} differ by more than {MAX_FOCAL_ASPECT:g}x")
         return self
 
     # ------------------------------------------------------------------ construction
