@@ -36,7 +36,8 @@ class AlignConfig:
 
     method: Literal["lwlr", "global"] = field(default="lwlr", metadata={"help": "lwlr: dense local scale/shift map (paper Eqs. 5-6); global: one robust scale/shift per view"})
     bandwidth: float = field(default=0.1, metadata={"help": "LWLR Gaussian kernel bandwidth b as a fraction of the image's long side"})
-    lam: float = field(default=1.0, metadata={"help": "LWLR ridge weight towards the global fit, in units of anchors"})
+    lam: float = field(default=0.03, metadata={"help": "LWLR ridge weight of the local level towards the global fit, in units of anchors"})
+    lam_slope: float = field(default=1.0, metadata={"help": "LWLR ridge weight of the local slope towards the global fit, in units of anchors"})
     min_anchors: int = field(default=12, metadata={"help": "fewest anchors a view may be aligned with"})
     min_anchors_lwlr: int = field(default=30, metadata={"help": "fewest anchors for LWLR (fewer: error, or the global fit with --align-fallback global)"})
     fallback: Literal["none", "global", "warped"] = field(
@@ -48,6 +49,10 @@ class AlignConfig:
         default="both", metadata={"help": "anchors of generated views: keypoints matched to earlier views, the point cache's rendered depth, or both"}
     )
     inlier_thresh: float = field(default=0.05, metadata={"help": "relative residual of an inlier in the global fit"})
+    edge_ratio: float = field(
+        default=0.1, metadata={"help": "anchors where the prediction varies by more than this factor within --align-edge-window px are dropped (0 = keep)"}
+    )
+    edge_window: int = field(default=9, metadata={"help": "window (px) of the depth-edge test of anchors"})
     robust_iters: int = field(default=2, metadata={"help": "LWLR outlier-rejection rounds"})
     min_valid_fraction: float = field(default=0.5, metadata={"help": "an aligned depth positive on less than this fraction of the predicted pixels is an error"})
 
@@ -92,9 +97,22 @@ def from_space(val: np.ndarray, space: str) -> np.ndarray:
     return np.where(np.isfinite(val) & (val > 0), val, 0.0).astype(np.float32)
 
 
-def anchor_samples(pred: np.ndarray, valid: np.ndarray, uv: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def near_edges(pred: np.ndarray, valid: np.ndarray, window: int, ratio: float) -> np.ndarray:
+    """(H, W) bool: pixels whose ``window x window`` neighbourhood in ``pred`` (positive values) spans more
+    than a factor ``1 + ratio`` (or touches an invalid pixel): where a network's depth bleeds across edges."""
+    import cv2
+
+    k = np.ones((window, window), np.uint8)
+    p = np.where(valid, np.abs(pred), np.nan).astype(np.float32)
+    hi = cv2.dilate(np.nan_to_num(p, nan=np.inf), k)
+    lo = cv2.erode(np.nan_to_num(p, nan=0.0), k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ~(hi <= (1 + ratio) * lo)
+
+
+def anchor_samples(pred: np.ndarray, valid: np.ndarray, uv: np.ndarray, z: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prediction at the anchors (nearest pixel, so no blending across depth edges) -> ``(uv, x, z)`` of
-    the anchors inside the image, in front of the camera and on valid predicted pixels."""
+    the anchors inside the image, in front of the camera, on valid predicted pixels and not on ``exclude``."""
     H, W = pred.shape
     uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
     z = np.asarray(z, dtype=np.float64).reshape(-1)
@@ -102,6 +120,8 @@ def anchor_samples(pred: np.ndarray, valid: np.ndarray, uv: np.ndarray, z: np.nd
     inside = (i >= 0) & (i < H) & (j >= 0) & (j < W) & np.isfinite(z) & (z > 0)
     ii, jj = np.clip(i, 0, H - 1), np.clip(j, 0, W - 1)
     ok = inside & valid[ii, jj] & np.isfinite(pred[ii, jj])
+    if exclude is not None:
+        ok &= ~exclude[ii, jj]
     return uv[ok], pred[ii[ok], jj[ok]].astype(np.float64), z[ok]
 
 
@@ -116,7 +136,8 @@ def align_to_anchors(
     pred = np.asarray(pred, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool) & np.isfinite(pred)
     H, W = pred.shape
-    auv, x, za = anchor_samples(pred, valid, uv, z)
+    edges = near_edges(pred, valid, cfg.edge_window, cfg.edge_ratio) if cfg.edge_ratio > 0 else None
+    auv, x, za = anchor_samples(pred, valid, uv, z, edges)
     n = len(x)
     if n < cfg.min_anchors:
         raise AlignmentError(f"view {view!r}: depth alignment failed: only {n} usable anchors (need {cfg.min_anchors}); "
@@ -144,7 +165,7 @@ def align_to_anchors(
         stride = max(1, int(round(bw / 4)))
         keep = np.ones(n, bool)
         for it in range(cfg.robust_iters + 1):
-            a_g, c_g = lwlr_maps(auv, x, y, H, W, bw, cfg.lam, (s, b), keep.astype(np.float64), stride, full_res=False)
+            a_g, c_g = lwlr_maps(auv, x, y, H, W, bw, cfg.lam, (s, b), keep.astype(np.float64), stride, full_res=False, lam_slope=cfg.lam_slope)
             g_uv = auv / stride
             r = np.abs(sample_bilinear(a_g, g_uv) * x + sample_bilinear(c_g, g_uv) * 1.0 - y) / np.abs(y)
             if it == cfg.robust_iters:

@@ -11,11 +11,12 @@ Residuals are relative (divided by ``y_k``, normalised by the anchors' median), 
 count alike. Our design where the paper is silent: the ridge term pulls ``(a, c)`` towards a *prior*
 fit ``(a0, c0)`` (the robust global fit)::
 
-    ridge(a, c) = var(x) (a - a0)^2  +  ((a - a0) xbar(p) + (c - c0))^2 / ybar(p)^2
+    lam_slope var(x) (a - a0)^2  +  lam ((a - a0) xbar(p) + (c - c0))^2 / ybar(p)^2
 
 i.e. one penalty on the slope (scaled by the anchors' spread of x) and one on the local level, the
-fit's value at the local mean ``xbar(p)`` of x (``ybar(p) = a0 xbar(p) + c0``). ``lam`` is in units of
-"one anchor at distance 0" (the paper's kernel carries a constant ``1/sqrt(2 pi)``; ours peaks at 1).
+fit's value at the local mean ``xbar(p)`` of x (``ybar(p) = a0 xbar(p) + c0``). A small ``lam`` lets the
+level follow the anchors closely; a larger ``lam_slope`` keeps the slope from chasing anchor noise where
+the anchors nearby span little of x. Both are in units of "one anchor at distance 0" (the paper's kernel carries a constant ``1/sqrt(2 pi)``; ours peaks at 1).
 Where anchors crowd, the level follows them and the slope moves only if their x spread supports it;
 far from every anchor the map becomes the global fit instead of blowing up.
 
@@ -61,12 +62,14 @@ def lwlr_maps(
     weights: np.ndarray | None = None,
     stride: int | None = None,
     full_res: bool = True,
+    lam_slope: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale and shift maps of LWLR (see the module docstring).
 
     Args:
         uv: (K, 2) anchor pixels (pixel centres at +0.5); x, y: (K,) prediction and target at the anchors.
-        height, width: output size; bandwidth_px: kernel bandwidth b in pixels; lam: ridge weight (> 0).
+        height, width: output size; bandwidth_px: kernel bandwidth b in pixels; lam: ridge weight of the
+            level (> 0); lam_slope: ridge weight of the slope (default ``lam``).
         prior: (scale, shift) the ridge pulls towards; weights: optional (K,) per-anchor weights (0 = ignore).
         stride: grid cell in pixels (default ``max(1, b / 4)``); full_res: False returns the grid maps.
     Returns:
@@ -97,10 +100,11 @@ def lwlr_maps(
     xl = (sx_ + eps * mx) / (sw + eps)  # local mean of x (the global one far from anchors)
     yl = a0 * xl + c0
     wl = lam / np.maximum(yl * yl, 1e-12)  # relative weighting, as for the anchors
-    m00 = sxx + lam * var + wl * xl * xl
+    ls = lam if lam_slope is None else lam_slope
+    m00 = sxx + ls * var + wl * xl * xl
     m01 = sx_ + wl * xl
     m11 = sw + wl
-    r0 = sxy + lam * var * a0 + wl * xl * yl
+    r0 = sxy + ls * var * a0 + wl * xl * yl
     r1 = sy + wl * yl
     det = m00 * m11 - m01 * m01
     det = np.where(np.abs(det) > 1e-30, det, 1e-30)
