@@ -1,7 +1,7 @@
 """Depth maps the user gives, one file per image (``.npy`` float metres or 16-bit ``.png`` millimetres).
 
-Maps are matched to images by file stem (``images/0003.jpg`` <-> ``depth/0003.npy``) or by index into
-the sorted file list. A map of a different size than its image is resized with nearest-neighbour
+Maps are matched to images by file stem (``images/0003.jpg`` <-> ``depth/0003.npy``; a view named
+``images_0003`` by a dataset reader matches ``0003`` too) or by index into the sorted file list. A map of a different size than its image is resized with nearest-neighbour
 interpolation (no blending across depth edges).
 """
 
@@ -58,11 +58,15 @@ class GivenDepth:
                 raise InputError(self.where, f"no depth map for image index {key} ({len(self.files)} maps)")
             return self.files[int(key)]
         stem = Path(str(key)).stem
-        if stem not in self.by_stem and self.where is None and len(self.files) == 1:
+        if stem in self.by_stem:
+            return self.by_stem[stem]
+        if self.where is None and len(self.files) == 1:
             return self.files[0]  # one file given explicitly: the map of the (single) image, whatever its name
-        if stem not in self.by_stem:
-            raise InputError(self.where, f"no depth map for image {key!r} (expected {stem}.npy or {stem}.png)")
-        return self.by_stem[stem]
+        # dataset readers name views by their path with "/" -> "_" (images/0003.png -> images_0003)
+        tails = [s for s in self.by_stem if stem.endswith("_" + s)]
+        if len(tails) == 1:
+            return self.by_stem[tails[0]]
+        raise InputError(self.where, f"no depth map for image {key!r} (expected {stem}.npy or {stem}.png)")
 
     def predict(self, image: np.ndarray, key: str | int | None = None, focal_px: float | None = None) -> DepthPrediction:
         """The map for ``key`` at the size of ``image (H, W, 3)``."""

@@ -182,5 +182,6 @@ def _reference_views(inputs: Views, W: int, H: int, backend, align) -> tuple[Vie
     preds = [predict(be, imgs[i], names[i], cams[i]) for i in range(len(imgs))]
     if len(imgs) == 1 and not preds[0].is_metric:
         raise See3DError("single input view without depth maps: the scene scale cannot be recovered from a relative depth")
-    depth, stats, store = reference_depths(imgs, cams, preds, names, align)
+    bigger = inputs.cameras.width > W  # find keypoints at the dataset's resolution when it is the larger one
+    depth, stats, store = reference_depths(imgs, cams, preds, names, align, None, inputs.images if bigger else None, inputs.cameras if bigger else None)
     return Views(imgs, cams, depth, True, None, names), stats, store

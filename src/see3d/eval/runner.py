@@ -159,7 +159,12 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
     if sparse:
-        method = f"see3d: generated views ({filler or 'given generator'}) + 3DGS" if generate is not None else "reconstruction-only baseline: 3DGS from the inputs alone"
+        if generate is None:
+            method = "reconstruction-only baseline: 3DGS from the inputs alone"
+        elif cfg.fill == "mvd":
+            method = "see3d: MVD-generated views + 3DGS"
+        else:
+            method = f"see3d framework: views generated with {filler} + 3DGS"
     else:
         method = {"dense": "3DGS on all train views", "single": "see3d generation, frames scored directly"}[cfg.protocol]
     header = {

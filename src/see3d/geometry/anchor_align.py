@@ -50,9 +50,9 @@ class AlignConfig:
     )
     inlier_thresh: float = field(default=0.05, metadata={"help": "relative residual of an inlier in the global fit"})
     edge_ratio: float = field(
-        default=0.1, metadata={"help": "anchors where the prediction varies by more than this factor within --align-edge-window px are dropped (0 = keep)"}
+        default=0.1, metadata={"help": "anchors where the prediction varies by more than this factor within --align-edge-window are dropped (0 = keep)"}
     )
-    edge_window: int = field(default=9, metadata={"help": "window (px) of the depth-edge test of anchors"})
+    edge_window: float = field(default=0.035, metadata={"help": "window of the depth-edge test of anchors, as a fraction of the image's long side (odd, >= 3 px)"})
     robust_iters: int = field(default=2, metadata={"help": "LWLR outlier-rejection rounds"})
     min_valid_fraction: float = field(default=0.5, metadata={"help": "an aligned depth positive on less than this fraction of the predicted pixels is an error"})
 
@@ -136,7 +136,8 @@ def align_to_anchors(
     pred = np.asarray(pred, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool) & np.isfinite(pred)
     H, W = pred.shape
-    edges = near_edges(pred, valid, cfg.edge_window, cfg.edge_ratio) if cfg.edge_ratio > 0 else None
+    win = max(3, int(round(cfg.edge_window * max(H, W))) // 2 * 2 + 1)
+    edges = near_edges(pred, valid, win, cfg.edge_ratio) if cfg.edge_ratio > 0 else None
     auv, x, za = anchor_samples(pred, valid, uv, z, edges)
     n = len(x)
     if n < cfg.min_anchors:

@@ -11,6 +11,7 @@ depth prediction is aligned to (:mod:`see3d.geometry.lwlr`, :mod:`see3d.geometry
 matched all-pairs and triangulated as tracks; during chained generation each new view is matched to
 the nearest earlier views, and a match to a keypoint that already belongs to an anchor point reuses
 that point (checked by reprojection), while the others are triangulated as new two-view points.
+Views may differ in resolution (each keypoint lives in its own view's pixels and camera).
 
 Checks on every point: in front of all its cameras, reprojection error below ``max_reproj_px`` in
 each, and a triangulation angle of at least ``min_angle_deg`` (small angles give unreliable depth).
@@ -131,8 +132,9 @@ class AnchorStore:
         self.points = np.concatenate([self.points, X])
         return ids
 
-    def add_views(self, images: np.ndarray, cameras: Cameras, masks: np.ndarray | None = None) -> None:
-        """Add several posed views at once (the inputs): all pairs matched, tracks triangulated."""
+    def add_views(self, images: np.ndarray, cameras: Cameras, masks: np.ndarray | None = None, pairs: list[tuple[int, int]] | None = None) -> None:
+        """Add several posed views at once (the inputs): all pairs (or ``pairs``, indices into ``images``)
+        matched, tracks triangulated."""
         base = len(self)
         for i in range(len(images)):
             self.features.append(detect_sift(images[i], self.cfg.match.max_features, None if masks is None else masks[i], self.cfg.match.contrast_threshold))
@@ -147,13 +149,13 @@ class AnchorStore:
                 a = parent[a]
             return a
 
-        for a in range(n):
-            for b in range(a + 1, n):
-                m = verified_matches(self.features[base + a], self.features[base + b], cameras[a], cameras[b], self.cfg.match)
-                for ka, kb in m:
-                    ra, rb = find((a, int(ka))), find((b, int(kb)))
-                    if ra != rb:
-                        parent[ra] = rb
+        todo = pairs if pairs is not None else [(i, j) for i in range(n) for j in range(i + 1, n)]
+        for a, b in todo:
+            m = verified_matches(self.features[base + a], self.features[base + b], cameras[a], cameras[b], self.cfg.match)
+            for ka, kb in m:
+                ra, rb = find((a, int(ka))), find((b, int(kb)))
+                if ra != rb:
+                    parent[ra] = rb
         groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for node in list(parent):
             groups.setdefault(find(node), []).append(node)
@@ -214,7 +216,7 @@ class AnchorStore:
             uv = np.stack([f.uv[pa], np.stack([self.features[j].uv[k] for j, k in zip(pj, pb)])], 1)
             valid = np.ones((T, 2), bool)
             X = triangulate(Pt, uv, valid)
-            other = Cameras.cat([self.cameras[j] for j in pj])
+            other = Cameras(np.stack([self.cameras[j].K[0] for j in pj]), np.stack([self.cameras[j].c2w[0] for j in pj]), camera.width, camera.height)
             slots = [Cameras(np.repeat(camera.K, T, 0), np.repeat(camera.c2w, T, 0), camera.width, camera.height), other]
             ok = _check_points(X, slots, uv, valid, cfg)
             ids = self._add_points(X[ok])

@@ -82,17 +82,24 @@ def reference_depths(
     names: list[str],
     align: AlignConfig,
     extra_anchors: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    match_images: np.ndarray | None = None,
+    match_cameras: Cameras | None = None,
 ) -> tuple[np.ndarray, list[dict], AnchorStore]:
     """Input views' depth in the cameras' units.
 
     Args:
         images: (N, H, W, 3); cameras: N cameras of that size; preds: their predictions; names: view names.
         extra_anchors: optional per view ``(uv (K, 2) px, z (K,))`` more anchors (e.g. SfM observations).
+        match_images, match_cameras: the same views at another (e.g. their original, larger) resolution to
+            find keypoints in; anchor pixels are rescaled to ``images``' size.
     Returns:
         depth (N, H, W) float32 (0 = unknown), per-view statistics, and the anchor store (for new views).
     """
     store = AnchorStore()
-    store.add_views(images, cameras)
+    if match_images is None:
+        match_images, match_cameras = images, cameras
+    store.add_views(match_images, match_cameras)
+    to_work = np.array([cameras.width / match_cameras.width, cameras.height / match_cameras.height])
     if len(images) == 1 and not extra_anchors:
         d = first_view_depth(preds[0])
         if not (d > 0).any():
@@ -102,7 +109,7 @@ def reference_depths(
     out, stats = [], []
     for i, pred in enumerate(preds):
         a = store.view_anchors(i)
-        uv, z = a.uv, a.z
+        uv, z = a.uv * to_work, a.z
         if extra_anchors:
             uv = np.concatenate([uv, extra_anchors[i][0]])
             z = np.concatenate([z, extra_anchors[i][1]])
