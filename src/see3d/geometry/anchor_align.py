@@ -50,7 +50,7 @@ class AlignConfig:
     )
     inlier_thresh: float = field(default=0.05, metadata={"help": "relative residual of an inlier in the global fit"})
     edge_ratio: float = field(
-        default=0.1, metadata={"help": "anchors where the prediction varies by more than this factor within --align-edge-window are dropped (0 = keep)"}
+        default=0.0, metadata={"help": "anchors where the prediction varies by more than this factor within --align-edge-window are dropped (0 = keep all)"}
     )
     edge_window: float = field(default=0.035, metadata={"help": "window of the depth-edge test of anchors, as a fraction of the image's long side (odd, >= 3 px)"})
     robust_iters: int = field(default=2, metadata={"help": "LWLR outlier-rejection rounds"})
