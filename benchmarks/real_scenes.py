@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from see3d.geometry.anchor_align import AlignConfig
+from see3d.geometry.anchor_align import AlignConfig, AlignmentError
 from see3d.geometry.anchors import AnchorStore
 from see3d.synth.depth_errors import as_relative, distort_depth
 
@@ -119,10 +119,15 @@ def main() -> None:
         d.mkdir(parents=True, exist_ok=True)
         for i, n in enumerate(scene.views.names):
             np.save(d / f"{n}.npy", rel[i])
-        for method in ("dense depth before distortion (reference)", "global", "lwlr"):
-            cfg = None if method.startswith("dense") else dataclasses.replace(base, method=method)
-            r = warp_scores(scene, dense if cfg is None else rel, cfg)
-            anchors = "/".join(str(s["anchors"]) for s in r["stats"])
+        rows = {"dense depth before distortion (reference)": None, "global": dataclasses.replace(base, method="global"),
+                "lwlr": dataclasses.replace(base, method="lwlr"), "lwlr, --align-fallback global": dataclasses.replace(base, method="lwlr", fallback="global")}  # fmt: skip
+        for method, cfg in rows.items():
+            try:
+                r = warp_scores(scene, dense if cfg is None else rel, cfg)
+            except AlignmentError as e:
+                print(f"| {name} | | | | {method} | fails: {e} | |", flush=True)
+                continue
+            anchors = "/".join(f"{s['anchors']}" + (" (global)" if s.get("note") else "") for s in r["stats"])
             print(f"| {name} | {r['inputs']} | {r['tests']} | {anchors} | {method} | {r['psnr']:.2f} | {r['coverage']:.2f} |", flush=True)
         print(f"<!-- {name}: {time.time() - t0:.0f} s -->")
 
