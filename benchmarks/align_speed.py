@@ -33,8 +33,8 @@ def main() -> None:
     import torch
 
     from see3d.geometry.anchor_align import AlignConfig, align_to_anchors
-    from see3d.geometry.cameras import Cameras
     from see3d.geometry.warp import warp_to_cameras
+    from see3d.io.cameras import Cameras
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

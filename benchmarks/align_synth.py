@@ -25,8 +25,8 @@ import numpy as np
 
 from see3d.geometry.anchor_align import AlignConfig, AlignmentError, align_to_anchors
 from see3d.geometry.anchors import AnchorStore
-from see3d.geometry.cameras import Cameras, look_at
 from see3d.geometry.warp import warp_to_cameras
+from see3d.io.cameras import Cameras, look_at
 from see3d.synth import make_scene, render_full
 from see3d.synth.depth_errors import ERRORS, as_relative, distort_depth
 

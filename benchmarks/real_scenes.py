@@ -100,7 +100,7 @@ def warp_scores(scene, rel: np.ndarray, align: AlignConfig | None, kind: str = "
 
 
 def main() -> None:
-    from see3d.eval.datasets import load_scene
+    from see3d.datasets import load_scene
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder holding llff_fern/ and dtu_scan65/")

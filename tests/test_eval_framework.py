@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from see3d.eval.runner import EvalConfig, evaluate
-from see3d.geometry.cameras import Cameras, look_at
+from see3d.io.cameras import Cameras, look_at
 from see3d.io.views import Views
 from see3d.synth import make_scene, render_full
 from see3d.synth.depth_errors import as_relative, distort_depth

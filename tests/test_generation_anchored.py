@@ -62,8 +62,8 @@ def test_given_cameras_relative_depth_without_sfm_points(world, tmp_path):
     views = Views.load(out)
     for i in range(3):  # the inputs' depth is in the cameras' units now (the raw maps' median is ~0.03)
         v = r.depth[i] > 0
-        assert abs(np.median(views.depth[i][v]) / np.median(r.depth[i][v]) - 1) < 0.05
-        assert np.median(np.abs(views.depth[i][v] - r.depth[i][v]) / r.depth[i][v]) < 0.1
+        assert abs(np.median(views.depth[i][v]) / np.median(r.depth[i][v]) - 1) < 0.1
+        assert np.median(np.abs(views.depth[i][v] - r.depth[i][v]) / r.depth[i][v]) < 0.15  # raw maps: ~1.0
     # the warps line up with the true renders of the target cameras and cover most of them
     for j in range(4):
         m = views.masks[3 + j]

@@ -145,7 +145,9 @@ def mvd_generate(
             return TeleaFiller()
         if weights is None:
             raise See3DError("fill 'mvd' needs --mvd-weights DIR (or --fill telea / --fill small)")
-        return MVDFiller(pipe(), steps, guidance, seed, keep_known=keep_known, fill_smoothing=fill_smoothing)
+        from see3d.pipelines.sampler_options import SamplerOptions
+
+        return MVDFiller(pipe(), steps, guidance, seed, options=SamplerOptions(keep_known=keep_known, fill_smoothing=fill_smoothing))
 
     def generate(inputs: Views, targets: Cameras) -> Views:
         from see3d.pipelines.generation import generate_along_path, resize_view, working_size
