@@ -85,3 +85,19 @@ def test_a_view_that_cannot_be_aligned_is_an_error_naming_it(world, tmp_path):
     assert p.returncode == 1
     assert "view 'c'" in p.stderr and "anchors" in p.stderr and "Traceback" not in p.stderr
     assert not (out / "generate_config.json").exists()
+
+
+def test_sparse_inputs_along_a_path_preset(world):
+    from see3d.depth.true_depth import TrueDepth
+    from see3d.pipelines.generation import GenerateConfig, generate_from_sparse
+
+    r, cams = world
+    names = ["a", "b", "c"]
+    cfg = GenerateConfig(n_frames=3, chunk_size=3, size=W, fill="telea", sparse_path="orbit_right")
+    res = generate_from_sparse(list(r.rgb[:3]), names, TrueDepth(r.depth[:3], names), cfg, cameras=cams[:3], new_view_depth=None)
+    assert len(res.warps) == 3
+    # an orbit to the right of the first input camera, not the interpolation through the inputs
+    right = cams.c2w[0, :3, 0]
+    steps = (res.views.cameras.centers[3:] - cams.centers[0]) @ right
+    assert (np.diff(steps) > 0).all() and steps[0] > 0
+    assert [s["method"] for s in res.alignment] == ["lwlr"] * 3 + ["warped"] * 3
