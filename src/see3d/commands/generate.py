@@ -10,8 +10,11 @@ NAME = "generate"
 HELP = "warping-based 3D generation from one image, 2-6 images or a text prompt"
 DESCRIPTION = """Generate novel views along a camera path with See3D (depth -> warp -> multi-view diffusion, chunk by chunk).
 Inputs: --image FILE (single view), --images DIR (2-6 views; poses by SfM or --cameras), or --prompt TEXT with
---t2i-weights DIR (a local diffusers text-to-image pipeline). Output folder: images/ depth/ masks/ transforms.json,
-the official See3D input layout under official/, points.ply and generate_config.json."""
+--t2i-weights DIR (a local diffusers text-to-image pipeline). Depth (--depth-model, or maps with --depth) is
+aligned to keypoint anchors triangulated with the cameras (--align lwlr|global); a view that cannot be aligned
+stops the run with its name unless --align-fallback allows otherwise. Output folder: images/ depth/ masks/
+transforms.json, the official See3D input layout under official/, points.ply and generate_config.json (with
+every view's alignment statistics)."""
 
 
 def add_arguments(parser) -> None:
