@@ -100,3 +100,15 @@ def test_too_few_anchors_is_an_error_naming_the_view_unless_a_fallback_is_chosen
     np.testing.assert_allclose(d, 2 * pred, rtol=1e-4)
     with pytest.raises(AlignmentError, match="'right'.*only 3 usable anchors"):
         align_to_anchors(pred, pred > 0, "depth", uv[:3], z[:3], AlignConfig(method="global"), "right")
+
+
+def test_a_new_view_reuses_earlier_anchors_and_triangulates_new_ones():
+    r, cams = _world(3, offsets=(-0.3, 0.0, 0.3, 0.15))
+    store = AnchorStore()
+    store.add_views(r.rgb[:3], cams[:3])
+    n_before = len(store.points)
+    a = store.add_view(r.rgb[3], cams[3])
+    assert len(a) >= 40
+    assert (a.point_ids < n_before).sum() >= 20 and (a.point_ids >= n_before).any()  # reused and new points
+    j, k = np.floor(a.uv[:, 0]).astype(int), np.floor(a.uv[:, 1]).astype(int)
+    assert np.median(np.abs(a.z - r.depth[3][k, j]) / r.depth[3][k, j]) < 0.01
