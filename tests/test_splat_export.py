@@ -83,6 +83,13 @@ def test_reconstruct_cli_end_to_end(tmp_path, capsys):
     assert summary["test_psnr"] == pytest.approx(metrics["psnr"])
     g = read_ply(out / "splats.ply")
     assert len(g) == summary["num_gaussians"] and g.sh_degree == 1
+    # the training cameras beside the .ply (what `see3d view` opens at), first camera first
+    from see3d.io.transforms_json import read_transforms_json
+
+    cams, frames = read_transforms_json(out / "splats.cameras.json")
+    train = [i for i in range(len(views)) if i % 4]
+    np.testing.assert_allclose(cams.c2w, views.cameras.c2w[train], atol=1e-9)
+    assert [f["name"] for f in frames] == [views.names[i] for i in train]
     # resume to more steps continues from the checkpoint (step 40) instead of starting over
     assert main(["reconstruct", "--data", str(tmp_path / "scene"), "--out", str(out), "--iters", "70", "--sh-degree", "1", "--holdout-every", "4", "--resume"]) == 0
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 70

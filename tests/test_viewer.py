@@ -224,6 +224,55 @@ def test_serve_binds_localhost_serves_the_client_and_stops(tmp_path):
         _get(viewer.url)
 
 
+def test_serve_finds_the_scene_cameras_beside_the_ply(tmp_path, caplog):
+    from see3d.splat.export import write_scene_cameras
+    from see3d.viewer.server import find_scene_cameras
+
+    ply = write_ply(tmp_path / "splats.ply", _small_scene())
+    assert find_scene_cameras(ply) is None
+    c2ws = _path_c2ws(3)
+    write_transforms_json(tmp_path / "transforms.json", Cameras.from_fov(c2ws[::-1], 60.0, 64, 48))
+    assert find_scene_cameras(ply) == tmp_path / "transforms.json"
+    write_scene_cameras(ply, Cameras.from_fov(c2ws, 60.0, 64, 48))  # <stem>.cameras.json wins over transforms.json
+    assert find_scene_cameras(ply) == tmp_path / "splats.cameras.json"
+    with serve(ply, port=0) as viewer:
+        assert np.allclose(viewer.server.initial_camera.position, c2ws[0][:3, 3])
+        assert viewer.start is not None and np.allclose(viewer.start[0], c2ws[0])
+        up = -c2ws[:, :3, 1].mean(0)
+        assert np.allclose(viewer.up, up / np.linalg.norm(up))
+        assert viewer.player is not None and len(viewer.player.path) == 3  # the cameras are played back
+    with serve(ply, port=0, cameras=None) as viewer:
+        assert viewer.player is None and viewer.start is not None  # default far view, still a reset button
+
+
+def test_subset_splats_keeps_the_most_covering_splats():
+    from see3d.viewer.splats import subset_splats
+
+    g = _small_scene()
+    g.opacity_logits = torch.tensor([0.0, 2.0, -2.0])
+    g.log_scales = torch.log(torch.tensor([[0.2] * 3, [0.1] * 3, [0.4] * 3]))
+    v = viser_splats(g)
+    assert len(subset_splats(v).centers) == 3
+    s = subset_splats(v, min_opacity=0.3)  # opacity 0.12 dropped
+    assert np.allclose(s.centers, v.centers[:2])
+    s = subset_splats(v, max_splats=2)  # opacity x size: 0.5*0.04, 0.88*0.01, 0.12*0.16 -> keep 0 and 2, in order
+    assert np.allclose(s.centers, v.centers[[0, 2]])
+
+
+def test_listen_address_warns_for_other_machines(caplog):
+    from see3d.viewer.address import check_listen_address
+
+    with caplog.at_level("WARNING", logger="see3d"):
+        check_listen_address("127.0.0.1", 0)
+        assert not caplog.records
+        check_listen_address("0.0.0.0", 0)
+    assert any("other machines can reach" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InputError, match="--port"):
+        check_listen_address("127.0.0.1", 70000)
+    with pytest.raises(InputError, match="not an address of this machine"):
+        check_listen_address("192.0.2.55", 0)
+
+
 def test_serve_rejects_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="not found"):
         serve(tmp_path / "missing.ply", port=0)

@@ -287,3 +287,77 @@ def test_browser_plays_camera_path(tmp_path, browser):
         Image.fromarray((np.clip(np.concatenate([shot, ref], 1), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "path_frame4.png")
         print(f"camera path frame 4: browser vs CPU render PSNR {psnr:.2f} dB")
         assert psnr >= PSNR_MIN
+
+
+def _wait_for_button(browser: Browser, label: str, timeout: float = 10.0) -> bool:
+    js = f"[...document.querySelectorAll('button')].some(b => b.textContent.trim() === {json.dumps(label)})"
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if browser.eval(js):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _button(browser: Browser, label: str) -> bool:
+    """Click the page's button labelled ``label``; False when there is none."""
+    return bool(browser.eval(f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === {json.dumps(label)});"
+                             " if (!b) return false; b.click(); return true; })()"))  # fmt: skip
+
+
+def test_viewer_opens_at_the_scene_first_camera(tmp_path, browser):
+    """`see3d view` of a .ply with cameras beside it (as reconstruct writes them) opens looking through the first
+    camera, with playback, reset-view, screenshot and render-quality controls."""
+    from see3d.splat.export import write_scene_cameras
+    from see3d.viewer.controls import screenshot
+
+    g = _scene()
+    ply = write_ply(tmp_path / "splats.ply", g)
+    cams = Cameras.cat([_camera(POSE_A), _camera(POSE_B)])
+    write_scene_cameras(ply, cams)
+    with serve(ply, port=0) as viewer:
+        client = _open(browser, viewer)
+        _wait_for_pose(viewer, client, POSE_A)  # no set_camera: the page starts there
+        # the orbit "up" becomes the cameras' mean up once the page reports its camera (as far as the first view allows:
+        # orbit controls cannot roll, so viser keeps the part of it orthogonal to the camera's x axis)
+        world_up = -cams.c2w[:, :3, 1].mean(0)
+        x0 = cams.c2w[0, :3, 0]
+        world_up -= (world_up @ x0) * x0
+        world_up /= np.linalg.norm(world_up)
+        assert np.linalg.norm(world_up + cams.c2w[0, :3, 1]) > 0.1  # differs from the first camera's own up
+        t_end = time.monotonic() + 10
+        while time.monotonic() < t_end:
+            up = np.asarray(client.camera.up_direction, dtype=np.float64)
+            if np.allclose(up / np.linalg.norm(up), world_up, atol=1e-6):
+                break
+            time.sleep(0.05)
+        assert np.allclose(up / np.linalg.norm(up), world_up, atol=1e-6), f"orbit up {up} is not the cameras' up {world_up}"
+        _wait_for_pose(viewer, client, POSE_A)
+        for label in ("Play", "Reset view", "Screenshot"):
+            assert _wait_for_button(browser, label), f"no {label!r} button in the page"
+        viewer.player.show_path.value = False  # the second camera's frustum would show in the first view
+        browser.eval(_HIDE_OVERLAYS)
+        shot = _stable_screenshot(browser)
+        psnr = _psnr(shot, _reference_render(g, cams[0]))
+        print(f"viewer start view vs CPU render of camera 0: PSNR {psnr:.2f} dB")
+        assert psnr >= PSNR_MIN, f"the viewer does not open at the first camera (PSNR {psnr:.2f} dB)"
+
+        # the screenshot (browser render read back through viser) is the same view
+        got = screenshot(client).astype(np.float64) / 255.0
+        assert got.shape == (H, W, 3) and _psnr(got, shot) > 30.0
+
+        # move away, then "Reset view" brings the camera back to the first camera
+        viewer.set_camera(POSE_B, FOV_Y)
+        _wait_for_pose(viewer, client, POSE_B)
+        assert _button(browser, "Reset view")  # hidden by _HIDE_OVERLAYS, still clickable through the DOM
+        _wait_for_pose(viewer, client, POSE_A)
+
+        # render quality: fewer splats are sent and the picture changes
+        viewer.splats.max_splats.value = 1000  # minimum; the scene has 6, so nothing is dropped
+        assert viewer.splats.num_shown == 6
+        viewer.splats.min_opacity.value = 0.88  # drops the two splats below 0.88 opacity (0.85, 0.8)
+        assert viewer.splats.num_shown == 4
+        keep = torch.sigmoid(g.opacity_logits) >= 0.88
+        fewer = Gaussians(g.means[keep], g.quats[keep], g.log_scales[keep], g.opacity_logits[keep], g.sh[keep])
+        psnr = _psnr(_stable_screenshot(browser), _reference_render(fewer, cams[0]))
+        assert psnr >= PSNR_MIN, f"with min opacity 0.88 the page does not show the 4 remaining splats (PSNR {psnr:.2f} dB)"

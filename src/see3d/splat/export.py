@@ -26,6 +26,23 @@ log = get_logger(__name__)
 export_ply = write_ply
 
 
+def scene_cameras_path(ply_path: str | Path) -> Path:
+    """Where the cameras of a splat ``.ply`` live: ``<name>.cameras.json`` beside it (``splats.ply`` ->
+    ``splats.cameras.json``), a transforms.json (OpenGL c2w, no images) that ``see3d view`` opens at."""
+    ply_path = Path(ply_path)
+    return ply_path.with_name(ply_path.stem + ".cameras.json")
+
+
+def write_scene_cameras(ply_path: str | Path, cameras: Cameras, names: list[str] | None = None) -> Path:
+    """Write ``cameras`` (e.g. the training cameras, first camera first) beside ``ply_path`` (atomic); returns the file."""
+    from see3d.io.transforms_json import write_transforms_json
+
+    path = scene_cameras_path(ply_path)
+    frames = None if names is None else [{"name": n} for n in names]
+    write_transforms_json(path, cameras, frames)
+    return path
+
+
 def render_views(gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0), backend: str = "auto", desc: str = "render"):
     """Yield ``(rgb (H, W, 3), depth (H, W), alpha (H, W))`` numpy float32 for every camera."""
     with torch.no_grad():

@@ -3,9 +3,10 @@
 
 Reads a Views folder (``transforms.json`` + images, optional depth/masks), an LLFF scene
 (``poses_bounds.npy``), a COLMAP scene (``sparse/0``) or another layout the evaluation readers know.
-Writes into ``out``: ``splats.ply`` (standard 3DGS layout), ``config.json``, ``checkpoint.*``,
-``train_log.json``, with camera refinement ``transforms.json`` (the refined training cameras, each frame
-with its correction), optionally ``metrics.json`` (held-out PSNR/SSIM), ``mesh.ply|glb`` and ``flythrough.mp4``.
+Writes into ``out``: ``splats.ply`` (standard 3DGS layout) with its cameras ``splats.cameras.json`` (refined when
+camera refinement is on), ``config.json``, ``checkpoint.*``, ``train_log.json``, with camera refinement
+``transforms.json`` (the refined training cameras, each frame with its correction), optionally ``metrics.json``
+(held-out PSNR/SSIM), ``mesh.ply|glb`` and ``flythrough.mp4``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import torch
 from see3d.config import save_config
 from see3d.errors import InputError
 from see3d.io.atomic import write_json_atomic
+from see3d.io.cameras import Cameras
 from see3d.io.outdir import check_out_dir
 from see3d.io.views import Views
 from see3d.log import get_logger
 from see3d.splat.config import ReconstructConfig
+from see3d.splat.export import write_scene_cameras
 from see3d.splat.gaussians import Gaussians, write_ply
 from see3d.splat.optimize import SplatTrainer, initial_gaussians
 
@@ -153,6 +156,8 @@ def reconstruct(
     g = trainer.train(out, show_progress=show_progress)
     train_s = time.time() - t0
     write_ply(out / "splats.ply", g)
+    scene_cams = Cameras(train.cameras.K, trainer.refined_c2w(), train.cameras.width, train.cameras.height)
+    write_scene_cameras(out / "splats.ply", scene_cams, [views.names[i] for i in rest])
     # held-out scores, mesh and video render where the trainer did: its device with its rasterizer
     g_dev, backend = trainer.gaussians(trainer.device), trainer.backend
     write_json_atomic(out / "train_log.json", {"history": trainer.history, "seconds": train_s})

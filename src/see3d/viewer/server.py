@@ -2,8 +2,10 @@
 
 The browser page (viser's client, shipped inside the viser wheel: no network needed) renders the
 splats with WebGL and offers orbit (left drag), pan (right drag), zoom (wheel) and keyboard moves
-(W/A/S/D/Q/E move, arrow keys turn). A camera path, if given, adds playback controls
-(:mod:`see3d.viewer.playback`). Cameras use our OpenCV convention throughout
+(W/A/S/D/Q/E move, arrow keys turn). It opens at the scene's first camera (found beside the ``.ply``,
+:func:`find_scene_cameras`), with the world up from the cameras; the cameras (or a given camera path) get
+playback controls (:mod:`see3d.viewer.playback`), plus reset-view, screenshot and render-quality controls
+(:mod:`see3d.viewer.controls`). Cameras use our OpenCV convention throughout
 (:mod:`see3d.viewer.camera_path` explains why viser needs no axis flip).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,9 @@ import viser
 from see3d.errors import InputError
 from see3d.log import get_logger
 from see3d.splat.gaussians import read_ply
+from see3d.viewer.address import check_listen_address, page_url
 from see3d.viewer.camera_path import CameraPath, c2w_to_viser, load_camera_path, viser_to_c2w
+from see3d.viewer.controls import INPUT_COLOR, FrustumToggle, SplatLayer, add_frustums, add_view_buttons
 from see3d.viewer.playback import CameraPathPlayer
 from see3d.viewer.splats import scene_bounds, viser_splats
 
@@ -108,13 +112,20 @@ class Viewer:
         up: np.ndarray,
         frustum_scale: float,
         verbose: bool = False,
+        start: tuple[np.ndarray, float] | None = None,
     ):
         self.server = server
+        self.start = start
+        self.splats: SplatLayer | None = None
+        self.camera_toggle: FrustumToggle | None = None
         self.up = np.asarray(up, dtype=np.float64)
         self.verbose = verbose
         self.num_splats = num_splats
         self.camera_path = camera_path
         self.player = None
+        if start is not None:
+            add_view_buttons(server, self.reset_view)
+            server.on_client_connect(lambda c: threading.Thread(target=self._on_connect, args=(c,), daemon=True).start())
         if camera_path is not None:
             self.player = CameraPathPlayer(server, camera_path, self._apply_path_frame, frustum_scale=frustum_scale)
 
@@ -130,9 +141,7 @@ class Viewer:
 
     @property
     def url(self) -> str:
-        host = self.host
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}/"
+        return page_url(self.host, self.port)
 
     def stop(self) -> None:
         """Stop playback and the web server."""
@@ -186,26 +195,34 @@ class Viewer:
         """A client's current camera: ``(c2w (4, 4) OpenCV, fov_y radians)`` as last reported by the browser."""
         return viser_to_c2w(client.camera.wxyz, client.camera.position), float(client.camera.fov)
 
+    def _on_connect(self, client: viser.ClientHandle) -> None:
+        """A new browser starts at the start camera (``initial_camera``, which rolls the orbit "up" with it);
+        once it reports its camera, put the same view on the world up so orbiting stays level."""
+        t_end = time.monotonic() + 10.0
+        while not _has_camera(client) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        if _has_camera(client):
+            self.reset_view(client)
+
+    def reset_view(self, client: viser.ClientHandle | None = None) -> None:
+        """Move ``client`` (default: every client) back to the start camera."""
+        if self.start is not None:
+            self.set_camera(self.start[0], self.start[1], None if client is None else [client])
+
     def _apply_path_frame(self, i: int) -> None:
         assert self.camera_path is not None
         self.set_camera(self.camera_path.cameras.c2w[i], float(self.camera_path.fov_y[i]))
 
 
-def check_listen_address(host: str, port: int) -> None:
-    """Raise :class:`InputError` unless ``port`` is a valid TCP port and ``host`` is an address of this machine
-    (binding elsewhere fails, and viser would retry forever)."""
-    if not 0 <= int(port) <= 65535:
-        raise InputError(None, f"--port must be in 0..65535 (got {port})")
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise InputError(None, f"--host {host!r} is not a known address ({e})") from e
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((addr[0], 0))
-        except OSError as e:
-            raise InputError(None, f"--host {host}: cannot listen there, it is not an address of this machine ({e.strerror})") from e
+def find_scene_cameras(ply_path: str | Path) -> Path | None:
+    """The cameras of a splat ``.ply``: ``<name>.cameras.json`` beside it (what ``see3d reconstruct`` writes),
+    else a ``transforms.json`` in its folder; None when there is neither."""
+    from see3d.splat.export import scene_cameras_path
+
+    for p in (scene_cameras_path(ply_path), Path(ply_path).with_name("transforms.json")):
+        if p.is_file():
+            return p
+    return None
 
 
 def serve(
@@ -215,18 +232,21 @@ def serve(
     camera_path: str | Path | CameraPath | None = None,
     up: str | tuple[float, float, float] = "auto",
     verbose: bool = False,
+    cameras: str | Path | CameraPath | None = "auto",
 ) -> Viewer:
     """Serve an interactive viewer of the splats in ``ply_path`` (standard 3DGS ``.ply``) and return at once.
 
     Args:
         ply_path: Gaussian splat ``.ply`` (see :mod:`see3d.splat.gaussians`).
-        host: interface to bind; 127.0.0.1 (this machine only) by default.
+        host: interface to bind; 127.0.0.1 (this machine only) by default (others are warned about).
         port: port to bind; 0 picks a free one; if taken, viser moves to the next free port
             (read :attr:`Viewer.port` / :attr:`Viewer.url`).
         camera_path: nerfstudio ``camera_path.json`` or ``transforms.json`` (or a loaded
-            :class:`CameraPath`) to play back; new browsers start at its first camera.
-        up: world up direction for the orbit controls (see :func:`parse_up`).
+            :class:`CameraPath`) to play back; default: the scene cameras.
+        up: world up direction for the orbit controls (see :func:`parse_up`; "auto": from the cameras).
         verbose: let viser print its banner and connection messages.
+        cameras: the scene's cameras (drawn as frustums; the page opens at the first one): "auto" finds
+            them beside the ``.ply`` (:func:`find_scene_cameras`), or a file / :class:`CameraPath`, or None.
 
     Returns:
         the running :class:`Viewer`; call ``.stop()`` when done.
@@ -236,7 +256,10 @@ def serve(
     if len(gaussians) == 0:
         raise InputError(ply_path, "has no Gaussians to show")
     path = load_camera_path(camera_path) if isinstance(camera_path, (str, Path)) else camera_path
-    up_vec = parse_up(up, path)
+    if isinstance(cameras, str) and cameras == "auto":
+        cameras = find_scene_cameras(ply_path)
+    scene_cams = load_camera_path(cameras) if isinstance(cameras, (str, Path)) else cameras
+    up_vec = parse_up(up, scene_cams if scene_cams is not None else path)
     splats = viser_splats(gaussians)
     center, radius = scene_bounds(splats.centers)
 
@@ -246,29 +269,42 @@ def serve(
         server.gui.configure_theme(show_share_button=False)
         server.gui.add_markdown(f"**{Path(ply_path).name}**: {len(gaussians):,} splats  \n{_CONTROLS_HELP}")
         server.scene.set_up_direction(up_vec)
-        server.scene.add_gaussian_splats(
-            "/splats", centers=splats.centers, covariances=splats.covariances, rgbs=splats.rgbs, opacities=splats.opacities
-        )
-        if path is not None:
-            wxyz, pos = path.viser_poses()
-            look = pos[0] + path.cameras.c2w[0, :3, 2] * radius
-            server.initial_camera.position = pos[0]
-            server.initial_camera.look_at = look
-            server.initial_camera.up = -path.cameras.c2w[0, :3, 1]
-            server.initial_camera.fov = float(path.fov_y[0])
+        first = scene_cams if scene_cams is not None else path
+        if first is not None:
+            start_c2w, start_fov = first.cameras.c2w[0], float(first.fov_y[0])
         else:
             pos, look = default_view(center, radius, up_vec)
-            server.initial_camera.position = pos
-            server.initial_camera.look_at = look
-            server.initial_camera.up = up_vec
-        # Clip planes scaled to the scene, so tiny (or huge) scene units are not clipped away.
-        server.initial_camera.near = 1e-3 * radius
-        server.initial_camera.far = 1e3 * (radius + float(np.linalg.norm(center)))
-        viewer = Viewer(server, len(gaussians), path, up_vec, frustum_scale=0.05 * radius, verbose=verbose)
+            start_c2w, start_fov = look_at_c2w(pos, look, up_vec), float(np.deg2rad(60.0))
+        set_initial_camera(server, start_c2w, start_fov, radius, float(np.linalg.norm(center)))
+        viewer = Viewer(server, len(gaussians), path if path is not None else scene_cams, up_vec, frustum_scale=0.05 * radius,
+                        verbose=verbose, start=(start_c2w, start_fov))  # fmt: skip
+        viewer.splats = SplatLayer(server, max_default=max(len(gaussians), 1000))
+        viewer.splats.set(splats)
+        if scene_cams is not None and path is not None:  # the path is played; the scene cameras are drawn too
+            with server.gui.add_folder("Scene cameras"):
+                viewer.camera_toggle = FrustumToggle(server, "Show cameras", initial=True)
+            viewer.camera_toggle.extend(add_frustums(server, "/scene_cameras", scene_cams.cameras, INPUT_COLOR, 0.05 * radius))
     except BaseException:
         server.stop()
         raise
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("the viewer listens on %s: other machines can reach it (no authentication)", host)
     log.info("serving %d splats from %s at %s", len(gaussians), ply_path, viewer.url)
     return viewer
+
+
+def look_at_c2w(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """(4, 4) OpenCV c2w at ``eye`` looking at ``target`` with image-up along ``up`` (world)."""
+    from see3d.io.cameras import look_at
+
+    return look_at(eye, target, up=-np.asarray(up, dtype=np.float64))
+
+
+def set_initial_camera(server: viser.ViserServer, c2w: np.ndarray, fov_y: float, radius: float, center_dist: float = 0.0) -> None:
+    """New browsers start looking through ``c2w`` (OpenCV) with vertical FOV ``fov_y``; clip planes scaled to the scene."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    server.initial_camera.position = c2w[:3, 3]
+    server.initial_camera.look_at = c2w[:3, 3] + c2w[:3, 2] * radius
+    server.initial_camera.up = -c2w[:3, 1]
+    server.initial_camera.fov = float(fov_y)
+    # Clip planes scaled to the scene, so tiny (or huge) scene units are not clipped away.
+    server.initial_camera.near = 1e-3 * radius
+    server.initial_camera.far = 1e3 * (radius + center_dist)

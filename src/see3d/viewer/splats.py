@@ -62,3 +62,14 @@ def scene_bounds(centers: np.ndarray) -> tuple[np.ndarray, float]:
         return c, 1.0
     r = float(np.percentile(np.linalg.norm(centers - c, axis=1), 90))
     return c, r if r > 1e-9 else 1.0
+
+
+def subset_splats(splats: ViserSplats, max_splats: int | None = None, min_opacity: float = 0.0) -> ViserSplats:
+    """Render-quality trade-off: drop splats below ``min_opacity``, then keep the ``max_splats`` that cover
+    the most (opacity x projected area ~ opacity * sqrt(det cov)^(2/3)), in their original order."""
+    keep = np.flatnonzero(splats.opacities[:, 0] >= min_opacity)
+    if max_splats is not None and len(keep) > max_splats:
+        det = np.clip(np.linalg.det(splats.covariances[keep].astype(np.float64)), 0, None)
+        weight = splats.opacities[keep, 0] * det ** (1.0 / 3.0)
+        keep = np.sort(keep[np.argsort(-weight, kind="stable")[: max(int(max_splats), 0)]])
+    return ViserSplats(splats.centers[keep], splats.covariances[keep], splats.rgbs[keep], splats.opacities[keep])
