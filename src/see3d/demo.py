@@ -71,6 +71,32 @@ def sample_photo(seed: int, width: int, height: int):
     return rgb[0], depth[0], cam
 
 
+def resolve_fill(fill: str, weights: Path) -> str:
+    """``"auto"`` -> the See3D model ("mvd") when ``weights`` is a folder, else OpenCV Telea (with a warning)."""
+    if fill != "auto":
+        return fill
+    if weights.is_dir():
+        return "mvd"
+    log.warning("no See3D model at %s: filling holes with OpenCV Telea inpainting", weights)
+    return "telea"
+
+
+def demo_generate_config(cfg: DemoConfig, fill: str):
+    """The :class:`GenerateConfig` of the demo's settings (``fill``: "mvd" or "telea"; smoothing only with the model)."""
+    from see3d.pipelines.generation import GenerateConfig
+
+    return GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
+                          seed=cfg.seed, fill=fill, keep_known=cfg.keep_known,
+                          fill_smoothing=cfg.fill_smoothing if fill == "mvd" and cfg.keep_known else 0.0)  # fmt: skip
+
+
+def demo_reconstruct_config(cfg: DemoConfig):
+    """The :class:`ReconstructConfig` of the demo (CPU-sized)."""
+    from see3d.splat.config import ReconstructConfig
+
+    return ReconstructConfig(iters=cfg.iters, sh_degree=1, init_points=20_000, checkpoint_every=0)
+
+
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, weights: str | Path | None = None, overwrite: bool = False) -> dict:
     """Sample photo -> generate along a path -> reconstruct -> ``splats.ply`` + ``flythrough.mp4`` in ``out``.
 
@@ -94,8 +120,7 @@ def _run_demo_into(out: Path, final: Path, cfg: DemoConfig, weights: str | Path 
     from see3d.depth.true_depth import TrueDepth
     from see3d.io.atomic import write_json_atomic
     from see3d.io.images import save_image
-    from see3d.pipelines.generation import GenerateConfig, generate_from_image
-    from see3d.splat.config import ReconstructConfig
+    from see3d.pipelines.generation import generate_from_image
     from see3d.splat.reconstruct import reconstruct
 
     t0 = time.time()
@@ -103,26 +128,19 @@ def _run_demo_into(out: Path, final: Path, cfg: DemoConfig, weights: str | Path 
     save_image(out / "input.png", image)
     pipe = None
     weights = Path(weights) if weights else default_demo_weights()
-    fill = cfg.fill
-    if fill == "auto":
-        fill = "mvd" if weights.is_dir() else "telea"
-        if fill == "telea":
-            log.warning("no See3D model at %s: filling holes with OpenCV Telea inpainting", weights)
+    fill = resolve_fill(cfg.fill, weights)
     if fill == "mvd":
         from see3d.pipelines.loader import load_see3d
 
         if not weights.is_dir():
             raise WeightsError(weights, "See3D weights folder not found (pass --weights DIR, or --fill telea)")
         pipe = load_see3d(weights, "single", "cpu", "float32")
-    gcfg = GenerateConfig(path=cfg.path, n_frames=cfg.n_frames, chunk_size=4, size=cfg.size, steps=cfg.steps, guidance=cfg.guidance,
-                          seed=cfg.seed, fill=fill, keep_known=cfg.keep_known,
-                          fill_smoothing=cfg.fill_smoothing if fill == "mvd" and cfg.keep_known else 0.0)  # fmt: skip
+    gcfg = demo_generate_config(cfg, fill)
     # the sample photo comes with its depth map; new views keep the depth warped from it
     result = generate_from_image(image, TrueDepth(depth[None], ["input"]), gcfg, pipe, camera=cam, name="input", new_view_depth=None)
     result.save(out / "views")
     t_gen = time.time() - t0
-    rcfg = ReconstructConfig(iters=cfg.iters, sh_degree=1, init_points=20_000, checkpoint_every=0)
-    summary = reconstruct(result.views, out / "splats", rcfg, video=True, video_frames=cfg.video_frames, show_progress=True)
+    summary = reconstruct(result.views, out / "splats", demo_reconstruct_config(cfg), video=True, video_frames=cfg.video_frames, show_progress=True)
     report = {
         "input": str(final / "input.png"),
         "views": str(final / "views"),

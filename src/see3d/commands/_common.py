@@ -23,19 +23,9 @@ def add_depth_args(parser: argparse.ArgumentParser) -> None:
 
 
 def make_depth_backend(args):
-    from see3d.errors import InputError
+    from see3d.depth.select import make_backend
 
-    if args.depth_model is not None:
-        from see3d.depth.transformers_backend import TransformersDepth
-
-        return TransformersDepth(args.depth_model, kind=args.depth_kind, device=args.device, dtype=args.dtype)
-    if args.depth is not None:
-        from see3d.depth.given import GivenDepth
-
-        kind = "metric_depth" if args.depth_kind == "auto" else args.depth_kind
-        src = args.depth if args.depth.is_dir() else [args.depth]
-        return GivenDepth(src, kind=kind)
-    raise InputError(None, "a depth source is needed: --depth-model DIR (a transformers depth model folder) or --depth PATH (depth maps)")
+    return make_backend(args.depth_model, args.depth, args.depth_kind, args.device, args.dtype)
 
 
 def add_align_args(parser: argparse.ArgumentParser) -> None:

@@ -207,6 +207,24 @@ def resize_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 # ============================================================================================ the loop
+@dataclass
+class ChunkDone:
+    """What :func:`generate_along_path` reports after each chunk.
+
+    Attributes:
+        index, total: this chunk's number (0-based) and the number of chunks.
+        first: index (among the targets) of the chunk's first view.
+        images: (T, H, W, 3) the chunk's finished views in [0, 1].
+        cameras: their T cameras.
+    """
+
+    index: int
+    total: int
+    first: int
+    images: np.ndarray
+    cameras: Cameras
+
+
 def generate_along_path(
     inputs: Views,
     targets: Cameras,
@@ -215,7 +233,8 @@ def generate_along_path(
     chunk_size: int = 4,
     depth_tol: float = 0.03,
     target_names: list[str] | None = None,
-    on_chunk: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[ChunkDone], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     align: AlignConfig | None = None,
     anchors: AnchorStore | None = None,
 ) -> GenerationResult:
@@ -229,6 +248,9 @@ def generate_along_path(
             None: generated views keep only the depth warped from the cache (their filled holes add
             no new geometry) -- used when depth comes from files that exist for the inputs only.
         chunk_size: views per filler call.
+        on_chunk: called with a :class:`ChunkDone` as each chunk finishes (e.g. to show its views).
+        should_stop: polled after each chunk; when it returns True the loop stops there and the result
+            holds the targets finished so far (``len(result.warps)`` of them, in path order).
         align: how generated views' depth is aligned (:mod:`see3d.pipelines.view_depth`).
         anchors: the inputs' keypoint anchors (:func:`see3d.pipelines.view_depth.reference_depths`);
             built from ``inputs`` when None.
@@ -280,11 +302,16 @@ def generate_along_path(
         warps.append(w_img)
         masks.append(w_mask)
         if on_chunk:
-            on_chunk(ci, len(starts))
-    n_in = len(inputs)
+            on_chunk(ChunkDone(ci, len(starts), s, filled, cams))
+        if should_stop is not None and should_stop():
+            break
+    n_in, done = len(inputs), len(images)
+    if done < len(targets):
+        log.info("generation stopped after %d of %d views", done, len(targets))
+    names = names[:done]
     all_views = Views(
         np.concatenate([inputs.images, np.stack(images)]),
-        Cameras.cat([inputs.cameras, targets]),
+        Cameras.cat([inputs.cameras, targets[:done]]),
         np.concatenate([inputs.depth, np.stack(depths)]),
         True,
         np.concatenate([np.ones(inputs.images.shape[:3], bool) if inputs.masks is None else inputs.masks, np.concatenate(masks)]),

@@ -1,0 +1,193 @@
+"""`see3d app` without a browser: the job runner, and the session's steps on the demo scene at tiny settings
+(the page itself is driven in tests/test_app_browser.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from see3d.app.jobs import CANCELLED, DONE, FAILED, JobRunner
+from see3d.app.session import AppSession
+from see3d.errors import InputError
+from see3d.io.transforms_json import read_transforms_json
+from see3d.splat.gaussians import read_ply
+
+
+# ---------------------------------------------------------------------- jobs
+def test_jobs_run_one_at_a_time_in_order_and_cancel():
+    runner = JobRunner()
+    order, running = [], []
+    gate = threading.Event()
+
+    def work(name):
+        def fn(job):
+            running.append(name)
+            assert len(running) - len(order) == 1  # never two at once
+            if name == "a":
+                gate.wait(5)
+            job.report(0.5, "half")
+            order.append(name)
+            return name.upper()
+
+        return fn
+
+    a = runner.submit("a", work("a"))
+    b = runner.submit("b", work("b"))
+    c = runner.submit("c", work("c"))
+    t_end = time.monotonic() + 5
+    while runner.current is not a and time.monotonic() < t_end:
+        time.sleep(0.01)
+    assert [j.name for j in runner.queued] == ["b", "c"] and runner.busy
+    assert "**a**" in runner.describe() and "queued: b, c" in runner.describe()
+    b.cancel()  # a queued job never starts
+    gate.set()
+    assert c.wait(5)
+    assert order == ["a", "c"] and (a.state, b.state, c.state) == (DONE, CANCELLED, DONE)
+    assert c.result == "C" and c.progress == 1.0 and not runner.busy
+    runner.stop()
+
+
+def test_job_failure_is_one_line_and_the_runner_goes_on():
+    runner = JobRunner()
+    bad = runner.submit("bad", lambda job: (_ for _ in ()).throw(InputError("x.png", "not an image")))
+    ok = runner.submit("ok", lambda job: 1)
+    assert ok.wait(5)
+    assert bad.state == FAILED and bad.message == "x.png: not an image" and ok.state == DONE
+    assert "idle (last: ok done" in runner.describe()
+    runner.stop()
+
+
+def test_running_job_cancel_stops_at_its_check():
+    runner = JobRunner()
+    steps = []
+
+    def loop(job):
+        while not job.cancelled and len(steps) < 10_000:
+            steps.append(1)
+            time.sleep(0.001)
+
+    j = runner.submit("loop", loop)
+    while not steps:
+        time.sleep(0.01)
+    j.cancel()
+    assert j.wait(5) and j.state == CANCELLED and len(steps) < 10_000
+    runner.stop()
+
+
+# ---------------------------------------------------------------------- the session, tiny settings
+class _Job:
+    """A stand-in for a running job: records reports, cancels on request."""
+
+    def __init__(self, cancel_after_reports: int | None = None):
+        self.reports, self._cancel_after = [], cancel_after_reports
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel_after is not None and len(self.reports) > self._cancel_after
+
+    def report(self, progress=None, message=None):
+        self.reports.append((progress, message))
+
+
+@pytest.fixture
+def session(tmp_path):
+    s = AppSession(tmp_path / "work")
+    s.gen_cfg = replace(s.gen_cfg, fill="telea", fill_smoothing=0.0)  # fast and model-free; the model path is the same call
+    s.rec_cfg = replace(s.rec_cfg, init_points=2000)
+    return s
+
+
+def test_demo_inputs_point_cloud_and_paths(session, tmp_path):
+    with pytest.raises(InputError, match="no input yet"):
+        session.apply_preset("orbit_right", 4)
+    refs = session.load_demo()
+    assert len(refs) == 1 and refs.images.shape == (1, 64, 64, 3) and (session.out / "inputs" / "input.png").is_file()
+    assert session.targets is not None and len(session.targets) == session.gen_cfg.n_frames  # the default preset at once
+    pts, cols = session.input_points()
+    assert pts.shape == cols.shape and len(pts) > 1000 and (cols >= 0).all() and (cols <= 1).all()
+    # every point of the cloud projects inside the input camera (it is the input's depth, unprojected)
+    uv, z = refs.cameras.project(pts.astype(np.float64))
+    assert (z > 0).all() and (uv >= -1e-3).all() and (uv <= 64 + 1e-3).all()
+
+    a = session.apply_preset("orbit_left", 5)
+    b = session.apply_preset("orbit_right", 5)
+    assert len(a) == len(b) == 5 and session.gen_cfg.n_frames == 5
+    assert np.sign(a.c2w[-1, 0, 3] - refs.cameras.c2w[0, 0, 3]) == -np.sign(b.c2w[-1, 0, 3] - refs.cameras.c2w[0, 0, 3])
+    with pytest.raises(InputError, match="unknown camera path"):
+        session.apply_preset("nope", 4)
+    with pytest.raises(InputError, match="needs 2-6 input images"):
+        session.apply_preset("through_inputs", 4)
+
+    # keyframes: the path runs from the input camera through them, ending exactly at the last one
+    with pytest.raises(InputError, match="no keyframes"):
+        session.keyframe_path(4)
+    k1, k2 = b.c2w[2], b.c2w[4]
+    session.add_keyframe(k1)
+    assert session.add_keyframe(k2) == 2
+    path = session.keyframe_path(6)
+    assert len(path) == 6 and np.allclose(path.c2w[-1], k2, atol=1e-9) and session.targets is path
+
+    # camera_path.json round trip (nerfstudio)
+    f = session.export_camera_path()
+    assert json.loads(f.read_text())["camera_path"] and f == session.out / "camera_path.json"
+    session.apply_preset("orbit_left", 3)
+    got = session.import_camera_path(f)
+    assert len(got) == 6 and np.allclose(got.c2w, path.c2w, atol=1e-6) and np.allclose(got.K, path.K, atol=1e-6)
+
+
+def test_generate_cancel_keeps_finished_chunks_then_reconstruct_resume_and_export(session):
+    session.load_demo()
+    session.gen_cfg = replace(session.gen_cfg, chunk_size=2)
+    session.apply_preset("orbit_right", 6)
+    seen = []
+    job = _Job(cancel_after_reports=1)  # the first chunk reports, then cancel is seen
+    res = session.generate(job, on_chunk=lambda c: seen.append((c.first, len(c.images))))
+    assert seen == [(0, 2)] and len(res.warps) == 2 and len(res.views) == 3  # input + the 2 finished views
+    assert np.allclose(res.views.cameras.c2w[1:], session.targets.c2w[:2])
+    cams, _ = read_transforms_json(session.out / "views" / "transforms.json")
+    assert len(cams) == 3 and "cancelled" in job.reports[-1][1]
+    res = session.generate(_Job(), on_chunk=lambda c: seen.append((c.first, len(c.images))))
+    assert seen[1:] == [(0, 2), (2, 2), (4, 2)] and len(res.views) == 7
+
+    updates = []
+    job = _Job(cancel_after_reports=10**9)
+    g = session.reconstruct(job, iters=30, on_update=lambda g, s: updates.append(s), update_every_s=0.0)
+    assert session.trainer.step == 30 and updates[-1].step == 30 and len(updates) >= 30 and np.isfinite(updates[-1].psnr)
+    assert read_ply(session.export_ply()).means.shape == g.means.shape
+    cams, frames = read_transforms_json(session.splats_dir / "splats.cameras.json")
+    assert len(cams) == 7 and frames[0]["name"] == "input"
+    # resume: more iterations continue from step 30, not from scratch
+    session.reconstruct(_Job(), iters=40)
+    assert session.trainer.step == 40
+    assert [h["step"] for h in session.trainer.history][-10:] == list(range(31, 41))
+
+    mp4 = session.export_video(frames=6)
+    assert mp4.is_file() and mp4.stat().st_size > 0
+    z = session.export_zip()
+    with zipfile.ZipFile(z) as zf:
+        names = set(zf.namelist())
+    assert {"splats/splats.ply", "views/transforms.json", "inputs/input.png", "splats/flythrough.mp4"} <= names
+
+
+def test_uploads_and_bad_inputs(session):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(buf, format="PNG")
+    p = session.save_upload("../../evil/photo.png", buf.getvalue())
+    assert p == session.out / "inputs" / "photo.png" and p.is_file()  # no path escapes the inputs folder
+    with pytest.raises(InputError):
+        session.save_upload("junk.png", b"not an image")
+    assert not (session.out / "inputs" / "junk.png").exists()
+    with pytest.raises(InputError, match="1 image, or 2 to 6"):
+        session.load_images([p] * 7, depth=None)
+    with pytest.raises(InputError, match="nothing to reconstruct"):
+        session.reconstruct(_Job(), iters=5)
+    with pytest.raises(InputError, match="text-to-image"):
+        session.load_prompt("a room", depth=None)
