@@ -46,10 +46,11 @@ LAYERS: dict[str, int] = {
     "viewer": 5,
     "train": 5,
     "eval": 5,
-    # the end-to-end demo (a Python function), then the CLI verbs over everything
+    # the end-to-end demo (a Python function), the app (a page over the same steps), then the CLI verbs over everything
     "demo": 6,
-    "commands": 7,
-    "cli": 8,
+    "app": 7,
+    "commands": 8,
+    "cli": 9,
 }
 
 

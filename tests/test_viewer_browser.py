@@ -1,28 +1,22 @@
 """`see3d view` in a real browser: headless Chromium renders the page with WebGL (SwiftShader, software),
 and the screenshots are checked against our own CPU splat renderer from the same camera.
 
-Chromium comes from ``scripts/install_chromium.sh`` (Debian's ``chromium``); without it these tests skip.
-The browser is driven over the Chrome DevTools Protocol with a tiny websocket client (``websockets`` ships
-with viser), so no extra packages or browser downloads are needed.
+Chromium comes from ``scripts/install_chromium.sh`` (Debian's ``chromium``); without it these tests skip
+(tests/browser_helpers.py drives it).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from browser_helpers import HIDE_OVERLAYS, Browser, browser_fixture, click_button, stable_screenshot, wait_for_button
+from browser_helpers import psnr as _psnr
 from see3d.io.cameras import Cameras, look_at
 from see3d.io.conventions import opencv_to_opengl
 from see3d.splat.gaussians import Gaussians, rgb_to_sh_dc, write_ply
@@ -37,11 +31,6 @@ BACKGROUND = np.ones(3)  # viser's light theme draws the canvas over white
 # 35 dB keeps a wide margin while still catching any pose, FOV, colour or compositing mismatch.
 PSNR_MIN = 35.0
 DIFFERENT = 20.0  # two views "differ" when their PSNR is below this
-
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-# CI sets SEE3D_REQUIRE_CHROMIUM=1 so that a missing browser fails these tests instead of skipping them.
-REQUIRE_CHROMIUM = os.environ.get("SEE3D_REQUIRE_CHROMIUM", "") not in ("", "0")
-
 
 # ---------------------------------------------------------------------- the scene and our reference render
 def _scene() -> Gaussians:
@@ -73,108 +62,9 @@ def _camera(c2w: np.ndarray) -> Cameras:
     return Cameras(K, c2w, W, H)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(-10 * np.log10(np.mean((a - b) ** 2) + 1e-12))
-
-
-# ---------------------------------------------------------------------- a minimal Chrome DevTools Protocol client
-class Browser:
-    """Headless Chromium with one page, driven over the DevTools websocket."""
-
-    def __init__(self, width: int, height: int):
-        from websockets.sync.client import connect
-
-        self.profile = tempfile.mkdtemp(prefix="see3d-chromium-")
-        flags = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-            f"--window-size={width},{height}", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-            "--hide-scrollbars", "--mute-audio",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen([CHROMIUM, *flags, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = os.path.join(self.profile, "DevToolsActivePort")
-        t_end = time.monotonic() + 30
-        while not (os.path.exists(port_file) and open(port_file).read().strip()):
-            if self.proc.poll() is not None or time.monotonic() > t_end:
-                raise RuntimeError("chromium did not start (no DevToolsActivePort)")
-            time.sleep(0.05)
-        port = int(open(port_file).read().split()[0])
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
-        self._id = 0
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-
-    def call(self, method: str, **params):
-        self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:  # skip events until our reply
-            msg = json.loads(self.ws.recv(timeout=30))
-            if msg.get("id") == self._id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def eval(self, js: str):
-        return self.call("Runtime.evaluate", expression=js, returnByValue=True, awaitPromise=True)["result"].get("value")
-
-    def screenshot(self) -> np.ndarray:
-        """(H, W, 3) float in [0, 1] of the viewport."""
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=np.float64) / 255.0
-
-    def key(self, code: str, key: str, vk: int, hold_s: float) -> None:
-        self.call("Input.dispatchKeyEvent", type="keyDown", code=code, key=key, windowsVirtualKeyCode=vk)
-        time.sleep(hold_s)
-        self.call("Input.dispatchKeyEvent", type="keyUp", code=code, key=key, windowsVirtualKeyCode=vk)
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
-# Hide every element except the WebGL canvas and its ancestors (the GUI panel, notifications, ...).
-_HIDE_OVERLAYS = """(() => {
-  const canvases = [...document.querySelectorAll('canvas')];
-  const c = canvases.sort((a, b) => b.width * b.height - a.width * a.height)[0];
-  if (!c) return 'no canvas';
-  for (const el of document.body.querySelectorAll('*')) {
-    if (el !== c && !el.contains(c)) el.style.visibility = 'hidden';
-  }
-  return c.width + 'x' + c.height;
-})()"""
-
-
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        msg = "needs a chromium binary (run scripts/install_chromium.sh; CI installs it)"
-        if REQUIRE_CHROMIUM:
-            pytest.fail(f"SEE3D_REQUIRE_CHROMIUM is set but {msg}")
-        pytest.skip(msg)
-    b = Browser(W, H)
-    yield b
-    b.close()
-
-
-def _stable_screenshot(browser: Browser, timeout: float = 20.0) -> np.ndarray:
-    """Screenshot once two consecutive frames agree (the splat sort runs asynchronously in a web worker)."""
-    prev = browser.screenshot()
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        time.sleep(0.3)
-        cur = browser.screenshot()
-        if np.abs(cur - prev).max() < 2.5 / 255:
-            return cur
-        prev = cur
-    raise AssertionError("the page did not settle on a stable frame")
+    yield from browser_fixture(W, H)
 
 
 def _wait_for_pose(viewer, client, c2w: np.ndarray, timeout: float = 10.0) -> None:
@@ -205,14 +95,14 @@ def test_browser_render_matches_cpu_render_and_follows_camera(tmp_path, browser)
         assert viewer.host == "127.0.0.1"
         client = _open(browser, viewer)
         assert (client.camera.image_width, client.camera.image_height) == (W, H)
-        assert "x" in browser.eval(_HIDE_OVERLAYS)
+        assert "x" in browser.eval(HIDE_OVERLAYS)
 
         shots = {}
         for name, c2w in (("A", POSE_A), ("B", POSE_B)):
             viewer.set_camera(c2w, FOV_Y)
             _wait_for_pose(viewer, client, c2w)
             assert abs(viewer.get_camera(client)[1] - FOV_Y) < 1e-6
-            shot = _stable_screenshot(browser)
+            shot = stable_screenshot(browser)
             ref = _reference_render(g, _camera(c2w))
             psnr = _psnr(shot, ref)
             print(f"pose {name}: browser vs CPU render PSNR {psnr:.2f} dB")
@@ -237,7 +127,7 @@ def test_browser_render_matches_cpu_render_and_follows_camera(tmp_path, browser)
         fwd = before[:3, 2] - (before[:3, 2] @ [0, -1, 0]) * np.array([0, -1, 0])
         assert np.linalg.norm(step) > 1e-3, "W key did not move the camera"
         assert step @ fwd > 0.99 * np.linalg.norm(step) * np.linalg.norm(fwd), f"W did not walk forward: {step}"
-        moved = _stable_screenshot(browser)
+        moved = stable_screenshot(browser)
         assert _psnr(moved, shots["A"]) < 40.0, "the page did not re-render after the keyboard move"
     print(f"browser test took {time.monotonic() - t0:.1f} s")
 
@@ -280,29 +170,13 @@ def test_browser_plays_camera_path(tmp_path, browser):
         viewer.player.show_path.value = False
         viewer.player.show_frame(4)
         _wait_for_pose(viewer, client, c2ws[4])
-        browser.eval(_HIDE_OVERLAYS)
-        shot = _stable_screenshot(browser)
+        browser.eval(HIDE_OVERLAYS)
+        shot = stable_screenshot(browser)
         ref = _reference_render(g, _camera(c2ws[4]))
         psnr = _psnr(shot, ref)
         Image.fromarray((np.clip(np.concatenate([shot, ref], 1), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "path_frame4.png")
         print(f"camera path frame 4: browser vs CPU render PSNR {psnr:.2f} dB")
         assert psnr >= PSNR_MIN
-
-
-def _wait_for_button(browser: Browser, label: str, timeout: float = 10.0) -> bool:
-    js = f"[...document.querySelectorAll('button')].some(b => b.textContent.trim() === {json.dumps(label)})"
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        if browser.eval(js):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _button(browser: Browser, label: str) -> bool:
-    """Click the page's button labelled ``label``; False when there is none."""
-    return bool(browser.eval(f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === {json.dumps(label)});"
-                             " if (!b) return false; b.click(); return true; })()"))  # fmt: skip
 
 
 def test_viewer_opens_at_the_scene_first_camera(tmp_path, browser):
@@ -334,10 +208,10 @@ def test_viewer_opens_at_the_scene_first_camera(tmp_path, browser):
         assert np.allclose(up / np.linalg.norm(up), world_up, atol=1e-6), f"orbit up {up} is not the cameras' up {world_up}"
         _wait_for_pose(viewer, client, POSE_A)
         for label in ("Play", "Reset view", "Screenshot"):
-            assert _wait_for_button(browser, label), f"no {label!r} button in the page"
+            assert wait_for_button(browser, label), f"no {label!r} button in the page"
         viewer.player.show_path.value = False  # the second camera's frustum would show in the first view
-        browser.eval(_HIDE_OVERLAYS)
-        shot = _stable_screenshot(browser)
+        browser.eval(HIDE_OVERLAYS)
+        shot = stable_screenshot(browser)
         psnr = _psnr(shot, _reference_render(g, cams[0]))
         print(f"viewer start view vs CPU render of camera 0: PSNR {psnr:.2f} dB")
         assert psnr >= PSNR_MIN, f"the viewer does not open at the first camera (PSNR {psnr:.2f} dB)"
@@ -349,7 +223,7 @@ def test_viewer_opens_at_the_scene_first_camera(tmp_path, browser):
         # move away, then "Reset view" brings the camera back to the first camera
         viewer.set_camera(POSE_B, FOV_Y)
         _wait_for_pose(viewer, client, POSE_B)
-        assert _button(browser, "Reset view")  # hidden by _HIDE_OVERLAYS, still clickable through the DOM
+        assert click_button(browser, "Reset view")  # hidden by HIDE_OVERLAYS, still clickable through the DOM
         _wait_for_pose(viewer, client, POSE_A)
 
         # render quality: fewer splats are sent and the picture changes
@@ -359,5 +233,5 @@ def test_viewer_opens_at_the_scene_first_camera(tmp_path, browser):
         assert viewer.splats.num_shown == 4
         keep = torch.sigmoid(g.opacity_logits) >= 0.88
         fewer = Gaussians(g.means[keep], g.quats[keep], g.log_scales[keep], g.opacity_logits[keep], g.sh[keep])
-        psnr = _psnr(_stable_screenshot(browser), _reference_render(fewer, cams[0]))
+        psnr = _psnr(stable_screenshot(browser), _reference_render(fewer, cams[0]))
         assert psnr >= PSNR_MIN, f"with min opacity 0.88 the page does not show the 4 remaining splats (PSNR {psnr:.2f} dB)"

@@ -144,7 +144,7 @@ class JobRunner:
                 job.state = CANCELLED
                 job.message = "cancelled before it started"
             else:
-                job.state = RUNNING
+                job.state, job.message = RUNNING, ""
                 job._changed()
                 t0 = time.monotonic()
                 try:

@@ -100,6 +100,12 @@ class SplatLayer:
         self._splats = splats
         self._send()
 
+    def clear(self) -> None:
+        """Remove the splats from the scene."""
+        if self._handle is not None:
+            self._handle.remove()
+        self._splats, self._handle, self._shown = None, None, 0
+
     def _send(self) -> None:
         if self._splats is None:
             return

@@ -86,9 +86,27 @@ def default_view(center: np.ndarray, radius: float, up: np.ndarray, fov_y: float
     return center - fwd * dist, center.copy()
 
 
-def _has_camera(client: viser.ClientHandle) -> bool:
+def has_camera(client: viser.ClientHandle) -> bool:
     """Whether the browser has reported its camera yet (viser's camera properties assert on it otherwise)."""
     return client.camera._state.update_timestamp != 0.0
+
+
+def move_clients(clients: list[viser.ClientHandle], c2w: np.ndarray, fov_y: float | None, up: np.ndarray) -> None:
+    """Move the browsers' cameras to ``c2w (4, 4)`` (OpenCV), optionally with vertical FOV ``fov_y`` (radians),
+    orbiting about the world ``up``. Browsers still connecting are skipped (they start at the initial camera)."""
+    wxyz, pos = c2w_to_viser(np.asarray(c2w, dtype=np.float64))
+    for client in clients:
+        if not has_camera(client):
+            continue
+        with client.atomic():
+            if fov_y is not None:
+                client.camera.fov = float(fov_y)
+            # Start from the world up: viser keeps the orbit "up" as close as it can to the previous
+            # one, which otherwise drifts with every rolled pose (and W/S/Q/E move relative to it).
+            client.camera.up_direction = up
+            client.camera.position = pos
+            client.camera.wxyz = wxyz
+        client.flush()
 
 
 _CONTROLS_HELP = "Drag: orbit · right-drag: pan · wheel: zoom · W/A/S/D/Q/E: move · arrow keys: turn"
@@ -166,7 +184,7 @@ class Viewer:
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
             for c in self.clients():
-                if _has_camera(c):
+                if has_camera(c):
                     return c
             time.sleep(0.02)
         raise TimeoutError(f"no browser connected to {self.url} within {timeout:.0f} s")
@@ -176,19 +194,7 @@ class Viewer:
 
         Applies to ``clients`` (default: every connected client).
         """
-        wxyz, pos = c2w_to_viser(np.asarray(c2w, dtype=np.float64))
-        for client in clients if clients is not None else self.clients():
-            if not _has_camera(client):
-                continue  # still connecting: it starts at the initial camera instead
-            with client.atomic():
-                if fov_y is not None:
-                    client.camera.fov = float(fov_y)
-                # Start from the world up: viser keeps the orbit "up" as close as it can to the previous
-                # one, which otherwise drifts with every rolled pose (and W/S/Q/E move relative to it).
-                client.camera.up_direction = self.up
-                client.camera.position = pos
-                client.camera.wxyz = wxyz
-            client.flush()
+        move_clients(self.clients() if clients is None else clients, c2w, fov_y, self.up)
 
     @staticmethod
     def get_camera(client: viser.ClientHandle) -> tuple[np.ndarray, float]:
@@ -199,9 +205,9 @@ class Viewer:
         """A new browser starts at the start camera (``initial_camera``, which rolls the orbit "up" with it);
         once it reports its camera, put the same view on the world up so orbiting stays level."""
         t_end = time.monotonic() + 10.0
-        while not _has_camera(client) and time.monotonic() < t_end:
+        while not has_camera(client) and time.monotonic() < t_end:
             time.sleep(0.05)
-        if _has_camera(client):
+        if has_camera(client):
             self.reset_view(client)
 
     def reset_view(self, client: viser.ClientHandle | None = None) -> None:
