@@ -191,3 +191,48 @@ def test_uploads_and_bad_inputs(session):
         session.reconstruct(_Job(), iters=5)
     with pytest.raises(InputError, match="text-to-image"):
         session.load_prompt("a room", depth=None)
+
+
+# ---------------------------------------------------------------------- the server and the CLI
+def test_serve_app_binds_localhost_and_preloads_the_demo(tmp_path):
+    import urllib.request
+
+    from see3d.app.page import serve_app
+
+    with serve_app(port=0, out=tmp_path / "work") as app:
+        assert app.url.startswith("http://127.0.0.1:") and app.server.get_host() == "127.0.0.1"
+        with urllib.request.urlopen(app.url, timeout=10) as r:
+            assert r.status == 200 and b"<title>Viser</title>" in r.read()  # the client from the wheel
+        t_end = time.monotonic() + 60
+        while not app.runner.history and time.monotonic() < t_end:
+            time.sleep(0.05)
+        assert app.runner.history[0].name == "load demo" and app.runner.history[0].state == DONE
+        page = app.page
+        assert len(page.show_points.handles) == 1 and len(page.show_path.handles) == len(app.session.targets)
+        assert app.server.initial_camera.position == pytest.approx(app.session.refs.cameras.c2w[0, :3, 3])
+        # a failing step reports one line in the status and leaves the page usable
+        page.depth_path.value = str(tmp_path / "no_such_model")
+        page.uploads = [tmp_path / "x.png"]
+        job = page.submit("load images", page._load_uploads)
+        assert job.wait(30) and job.state == FAILED and "no_such_model" in job.message and "\n" not in job.message
+        assert "load images failed" in page.status.content or "failed" in app.runner.describe()
+
+
+def test_cli_app_warns_for_all_interfaces_and_stops_on_interrupt(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "see3d.cli", "app", "--port", "0", "--host", "0.0.0.0", "--no-demo", "--out", str(tmp_path / "w")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "see3d app at http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert "other machines can reach this page" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

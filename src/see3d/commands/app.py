@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from see3d.app.page import serve_app
 
     app = serve_app(args.host, args.port, args.out, args.weights, args.t2i_weights, args.depth_model, demo=not args.no_demo)
-    print(f"see3d app at {app.url} (files in {app.session.out}; Ctrl-C to stop)", flush=True)
-    try:
+    try:  # from here on, Ctrl-C stops the server cleanly (also right after the line is printed)
+        print(f"see3d app at {app.url} (files in {app.session.out}; Ctrl-C to stop)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

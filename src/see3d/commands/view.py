@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     cameras = None if args.cameras == "none" else args.cameras
     viewer = serve(args.ply, host=args.host, port=args.port, camera_path=args.camera_path, up=args.up, verbose=False, cameras=cameras)
-    print(f"see3d view: {viewer.num_splats} splats at {viewer.url} (Ctrl-C to stop)", flush=True)
-    try:
+    try:  # from here on, Ctrl-C stops the server cleanly (also right after the line is printed)
+        print(f"see3d view: {viewer.num_splats} splats at {viewer.url} (Ctrl-C to stop)", flush=True)
         threading.Event().wait()  # serve until interrupted
     except KeyboardInterrupt:
         pass
