@@ -177,6 +177,23 @@ def test_generate_cancel_keeps_finished_chunks_then_reconstruct_resume_and_expor
     assert {"splats/splats.ply", "views/transforms.json", "inputs/input.png", "splats/flythrough.mp4"} <= names
 
 
+def test_uploaded_image_with_given_depth_generates(session, tmp_path):
+    from see3d.depth.select import make_backend
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(buf, format="PNG")
+    p = session.save_upload("photo.png", buf.getvalue())
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "photo.npy", np.full((96, 128), 2.0, np.float32))
+    refs = session.load_images([p], make_backend(given=tmp_path / "depth"), depth_from_model=False)
+    assert refs.images.shape == (1, 64, 64, 3) and refs.names == ["photo"] and np.allclose(refs.depth, 2.0)
+    assert session.new_view_depth is None  # given maps exist for the input only: new views keep warped depth
+    session.apply_preset("orbit_right", 2)
+    res = session.generate(_Job())
+    assert len(res.views) == 3 and np.isfinite(res.views.images).all()
+
+
 def test_uploads_and_bad_inputs(session):
     buf = io.BytesIO()
     Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(buf, format="PNG")

@@ -96,6 +96,15 @@ def test_app_flow_demo_to_live_splats_and_download(tmp_path, browser):
         start = session.refs.cameras.c2w[0]
         _wait(lambda: np.allclose(Viewer.get_camera(client)[0], start, atol=1e-3), 10, "the page at the input camera")
 
+        # the demo image, loaded again from the page: its point cloud fills the view from the input camera
+        assert wait_for_button(browser, "Load demo scene") and click_button(browser, "Load demo scene")
+        _wait(lambda: sum(j.name == "load demo" and j.finished for j in app.runner.history) == 2, 60, "the demo to load again")
+        _wait(lambda: np.allclose(Viewer.get_camera(client)[0], start, atol=1e-3), 10, "the page at the input camera")
+        browser.eval(HIDE_OVERLAYS)
+        cloud = stable_screenshot(browser)
+        browser.eval(SHOW_PANEL)
+        assert (np.abs(cloud - 1.0).max(-1) > 0.1).mean() > 0.3, "the input point cloud is not in the view"
+
         # choose a preset in the page and apply it with 4 views
         assert wait_for_button(browser, "Apply preset")
         assert _select(browser, "orbit_right", "orbit_left"), "could not pick a preset in the page"

@@ -288,6 +288,7 @@ class AppPage:
         for t in self._thumbs:
             t.remove()
         self._thumbs = []
+        self.splats.clear()  # new views: the next reconstruction starts over
         s.generate(job, on_chunk=self._chunk_done)
         self.train_info.content = "no splats yet"
 
