@@ -48,8 +48,9 @@ def _wait(cond, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _job_done(app, name: str, timeout: float = 120.0):
-    _wait(lambda: any(j.name == name and j.finished for j in app.runner.history), timeout, f"job {name!r}")
+def _job_done(app, name: str, timeout: float = 120.0, nth: int = 1):
+    """The ``nth`` finished job called ``name`` (waits for it); it must have succeeded."""
+    _wait(lambda: sum(j.name == name and j.finished for j in app.runner.history) >= nth, timeout, f"job {name!r} #{nth}")
     job = [j for j in app.runner.history if j.name == name][-1]
     assert job.state == "done", f"{name}: {job.state} {job.message}"
     return job
@@ -98,12 +99,23 @@ def test_app_flow_demo_to_live_splats_and_download(tmp_path, browser):
 
         # the demo image, loaded again from the page: its point cloud fills the view from the input camera
         assert wait_for_button(browser, "Load demo scene") and click_button(browser, "Load demo scene")
-        _wait(lambda: sum(j.name == "load demo" and j.finished for j in app.runner.history) == 2, 60, "the demo to load again")
+        _job_done(app, "load demo", 60, nth=2)
         _wait(lambda: np.allclose(Viewer.get_camera(client)[0], start, atol=1e-3), 10, "the page at the input camera")
         browser.eval(HIDE_OVERLAYS)
         cloud = stable_screenshot(browser)
         browser.eval(SHOW_PANEL)
         assert (np.abs(cloud - 1.0).max(-1) > 0.1).mean() > 0.3, "the input point cloud is not in the view"
+
+        # a keyframe from the page's current view: the path through it ends exactly there
+        key = start.copy()
+        key[:3, 3] += start[:3, 0] * 0.3 * session.scene_scale()  # a step to the right
+        move_clients([client], key, None, page.up)
+        _wait(lambda: np.allclose(Viewer.get_camera(client)[0], key, atol=1e-3), 10, "the keyframe view")
+        assert click_button(browser, "Add keyframe")
+        _wait(lambda: len(session.keyframes) == 1, 10, "the keyframe")
+        assert click_button(browser, "Path through keyframes")
+        _job_done(app, "camera path")
+        assert np.allclose(session.targets.c2w[-1], key, atol=1e-3) and len(page.show_path.handles) == len(session.targets)
 
         # choose a preset in the page and apply it with 4 views
         assert wait_for_button(browser, "Apply preset")
@@ -111,7 +123,7 @@ def test_app_flow_demo_to_live_splats_and_download(tmp_path, browser):
         _wait(lambda: page.preset.value == "orbit_left", 5, "the preset to change")
         page.n_views.value = 4
         assert click_button(browser, "Apply preset")
-        _job_done(app, "camera path")
+        _job_done(app, "camera path", nth=2)
         assert len(session.targets) == 4 and len(page.show_path.handles) == 4
         assert session.targets.c2w[-1, 0, 3] < start[0, 3]  # orbit_left moves the camera to the left (-x)
 
