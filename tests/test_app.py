@@ -164,6 +164,7 @@ def test_generate_cancel_keeps_finished_chunks_then_reconstruct_resume_and_expor
     assert read_ply(session.export_ply()).means.shape == g.means.shape
     cams, frames = read_transforms_json(session.splats_dir / "splats.cameras.json")
     assert len(cams) == 7 and frames[0]["name"] == "input"
+    assert [f["see3d_role"] for f in frames] == ["input"] + ["generated"] * 6  # the viewer colours and toggles them
     # resume: more iterations continue from step 30, not from scratch
     session.reconstruct(_Job(), iters=40)
     assert session.trainer.step == 40

@@ -245,6 +245,23 @@ def test_serve_finds_the_scene_cameras_beside_the_ply(tmp_path, caplog):
         assert viewer.player is None and viewer.start is not None  # default far view, still a reset button
 
 
+def test_input_and_generated_cameras_toggle_separately(tmp_path):
+    from see3d.splat.export import write_scene_cameras
+
+    ply = write_ply(tmp_path / "splats.ply", _small_scene())
+    write_scene_cameras(ply, Cameras.from_fov(_path_c2ws(4), 60.0, 64, 48), roles=["input", "generated", "generated", "generated"])
+    with serve(ply, port=0) as viewer:
+        player = viewer.player
+        assert player.roles == ["input", "generated", "generated", "generated"] and set(player.show_role) == {"input", "generated"}
+        assert [player._frustums[i].visible for i in range(4)] == [False, True, True, True]  # frame 0 is looked through
+        player.show_role["generated"].value = False
+        assert [player._frustums[i].visible for i in range(4)] == [False, False, False, False]
+        player.show_frame(2)  # frame 0 (input) shows again; generated ones stay hidden
+        assert [player._frustums[i].visible for i in range(4)] == [True, False, False, False]
+        player.show_role["generated"].value = True
+        assert [player._frustums[i].visible for i in range(4)] == [True, True, False, True]
+
+
 def test_subset_splats_keeps_the_most_covering_splats():
     from see3d.viewer.splats import subset_splats
 

@@ -331,7 +331,8 @@ class AppSession:
             on_update(g, stats())
         self.splats_dir.mkdir(parents=True, exist_ok=True)
         write_ply(self.splats_dir / "splats.ply", g)
-        write_scene_cameras(self.splats_dir / "splats.ply", views.cameras, list(views.names))
+        k = self.result.num_inputs
+        write_scene_cameras(self.splats_dir / "splats.ply", views.cameras, list(views.names), ["input"] * k + ["generated"] * (len(views) - k))
         tr.save(self.splats_dir)
         state = "cancelled: resume continues" if tr.step < iters else "done"
         job.report(tr.step / iters, f"step {tr.step}/{iters} ({state}) · loss {s['loss']:.4f} · PSNR {s['psnr']:.2f} dB · {len(g):,} splats")

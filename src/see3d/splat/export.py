@@ -33,12 +33,19 @@ def scene_cameras_path(ply_path: str | Path) -> Path:
     return ply_path.with_name(ply_path.stem + ".cameras.json")
 
 
-def write_scene_cameras(ply_path: str | Path, cameras: Cameras, names: list[str] | None = None) -> Path:
-    """Write ``cameras`` (e.g. the training cameras, first camera first) beside ``ply_path`` (atomic); returns the file."""
+def write_scene_cameras(ply_path: str | Path, cameras: Cameras, names: list[str] | None = None, roles: list[str] | None = None) -> Path:
+    """Write ``cameras`` (e.g. the training cameras, first camera first) beside ``ply_path`` (atomic); returns the file.
+
+    ``names`` and ``roles`` (e.g. "input" / "generated") go into each frame as ``name`` / ``see3d_role``.
+    """
     from see3d.io.transforms_json import write_transforms_json
 
     path = scene_cameras_path(ply_path)
-    frames = None if names is None else [{"name": n} for n in names]
+    frames = [{} for _ in range(len(cameras))]
+    for key, values in (("name", names), ("see3d_role", roles)):
+        if values is not None:
+            for f, v in zip(frames, values, strict=True):
+                f[key] = v
     write_transforms_json(path, cameras, frames)
     return path
 

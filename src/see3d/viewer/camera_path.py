@@ -112,3 +112,16 @@ def load_camera_path(path: str | Path) -> CameraPath:
     if not np.isfinite(fps) or fps <= 0:
         raise InputError(path, f"fps must be a positive number, got {data.get('fps')!r}")
     return CameraPath(cams, fps)
+
+
+def read_camera_roles(path: str | Path) -> list[str] | None:
+    """The ``"see3d_role"`` of every frame of a transforms.json (``"input"`` / ``"generated"``, as ``see3d app``
+    writes them beside its ``.ply``), or None when the file is not a transforms.json or a frame has none."""
+    try:
+        frames = json.loads(Path(path).read_text()).get("frames")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    if not isinstance(frames, list) or not frames:
+        return None
+    roles = [f.get("see3d_role") if isinstance(f, dict) else None for f in frames]
+    return None if any(not isinstance(r, str) for r in roles) else roles

@@ -12,10 +12,12 @@ import viser
 
 from see3d.log import get_logger
 from see3d.viewer.camera_path import CameraPath
+from see3d.viewer.controls import GENERATED_COLOR, INPUT_COLOR, PATH_COLOR
 
 log = get_logger(__name__)
 
 MAX_FRUSTUMS = 100  # path cameras drawn in the scene, evenly subsampled
+ROLE_COLORS = {"input": INPUT_COLOR, "generated": GENERATED_COLOR}
 
 
 class CameraPathPlayer:
@@ -26,9 +28,12 @@ class CameraPathPlayer:
         path: the cameras to play.
         apply: ``apply(frame_index)`` moves the clients' cameras to that frame.
         frustum_scale: size of the drawn path frustums, in world units.
+        roles: optional role of each camera ("input" / "generated", as ``see3d app`` writes them beside its
+            ``.ply``): each role gets its colour and a "Show <role> cameras" checkbox.
     """
 
-    def __init__(self, server: viser.ViserServer, path: CameraPath, apply: Callable[[int], None], frustum_scale: float = 0.1):
+    def __init__(self, server: viser.ViserServer, path: CameraPath, apply: Callable[[int], None], frustum_scale: float = 0.1,
+                 roles: list[str] | None = None):  # fmt: skip
         self.path = path
         self._apply = apply
         self._playing = threading.Event()
@@ -40,10 +45,14 @@ class CameraPathPlayer:
             self.fps = server.gui.add_number("FPS", initial_value=float(path.fps), min=0.1, max=240.0, step=0.1)
             self.loop = server.gui.add_checkbox("Loop", initial_value=True)
             self.show_path = server.gui.add_checkbox("Show path", initial_value=True)
+            self.roles = list(roles) if roles is not None and len(roles) == n else None
+            self.show_role = {r: server.gui.add_checkbox(f"Show {r} cameras", initial_value=True) for r in dict.fromkeys(self.roles or [])}
         self._current = 0  # frame whose frustum is hidden: new browsers start by looking through frame 0
         self.frame.on_update(lambda _: self._go_to(self.index))
         self.play_button.on_click(lambda _: self.pause() if self.playing else self.play())
-        self.show_path.on_update(lambda _: self._set_frustums_visible(self.show_path.value))
+        self.show_path.on_update(lambda _: self._refresh_frustums())
+        for box in self.show_role.values():
+            box.on_update(lambda _: self._refresh_frustums())
 
         wxyz, pos = path.viser_poses()
         fov = path.fov_y
@@ -57,7 +66,7 @@ class CameraPathPlayer:
                 aspect=aspect,
                 scale=frustum_scale,
                 thickness=0.01 * frustum_scale,
-                color=(255, 120, 0),
+                color=ROLE_COLORS.get(self.roles[i], PATH_COLOR) if self.roles else PATH_COLOR,
                 wxyz=wxyz[i],
                 position=pos[i],
                 visible=i != 0,
@@ -112,14 +121,19 @@ class CameraPathPlayer:
         index = int(np.clip(index, 0, len(self.path) - 1))
         prev, self._current = self._current, index
         if prev != index and prev in self._frustums:
-            self._frustums[prev].visible = bool(self.show_path.value)
+            self._frustums[prev].visible = self._visible(prev)
         if index in self._frustums:
             self._frustums[index].visible = False
         self._apply(index)
 
-    def _set_frustums_visible(self, visible: bool) -> None:
+    def _visible(self, i: int) -> bool:
+        """Whether frame ``i``'s frustum is drawn: path shown, its role shown, and not the frame being looked through."""
+        role_on = self.roles is None or bool(self.show_role[self.roles[i]].value)
+        return bool(self.show_path.value) and role_on and i != self._current
+
+    def _refresh_frustums(self) -> None:
         for i, f in self._frustums.items():
-            f.visible = visible and i != self._current
+            f.visible = self._visible(i)
 
     def _run(self) -> None:
         next_t = time.monotonic()

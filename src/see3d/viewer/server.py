@@ -24,7 +24,7 @@ from see3d.errors import InputError
 from see3d.log import get_logger
 from see3d.splat.gaussians import read_ply
 from see3d.viewer.address import check_listen_address, page_url
-from see3d.viewer.camera_path import CameraPath, c2w_to_viser, load_camera_path, viser_to_c2w
+from see3d.viewer.camera_path import CameraPath, c2w_to_viser, load_camera_path, read_camera_roles, viser_to_c2w
 from see3d.viewer.controls import INPUT_COLOR, FrustumToggle, SplatLayer, add_frustums, add_view_buttons
 from see3d.viewer.playback import CameraPathPlayer
 from see3d.viewer.splats import scene_bounds, viser_splats
@@ -131,6 +131,7 @@ class Viewer:
         frustum_scale: float,
         verbose: bool = False,
         start: tuple[np.ndarray, float] | None = None,
+        roles: list[str] | None = None,
     ):
         self.server = server
         self.start = start
@@ -145,7 +146,7 @@ class Viewer:
             add_view_buttons(server, self.reset_view)
             server.on_client_connect(lambda c: threading.Thread(target=self._on_connect, args=(c,), daemon=True).start())
         if camera_path is not None:
-            self.player = CameraPathPlayer(server, camera_path, self._apply_path_frame, frustum_scale=frustum_scale)
+            self.player = CameraPathPlayer(server, camera_path, self._apply_path_frame, frustum_scale=frustum_scale, roles=roles)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -265,6 +266,7 @@ def serve(
     if isinstance(cameras, str) and cameras == "auto":
         cameras = find_scene_cameras(ply_path)
     scene_cams = load_camera_path(cameras) if isinstance(cameras, (str, Path)) else cameras
+    roles = read_camera_roles(cameras) if isinstance(cameras, (str, Path)) and path is None else None
     up_vec = parse_up(up, scene_cams if scene_cams is not None else path)
     splats = viser_splats(gaussians)
     center, radius = scene_bounds(splats.centers)
@@ -283,7 +285,7 @@ def serve(
             start_c2w, start_fov = look_at_c2w(pos, look, up_vec), float(np.deg2rad(60.0))
         set_initial_camera(server, start_c2w, start_fov, radius, float(np.linalg.norm(center)))
         viewer = Viewer(server, len(gaussians), path if path is not None else scene_cams, up_vec, frustum_scale=0.05 * radius,
-                        verbose=verbose, start=(start_c2w, start_fov))  # fmt: skip
+                        verbose=verbose, start=(start_c2w, start_fov), roles=roles)  # fmt: skip
         viewer.splats = SplatLayer(server, max_default=max(len(gaussians), 1000))
         viewer.splats.set(splats)
         if scene_cams is not None and path is not None:  # the path is played; the scene cameras are drawn too
