@@ -18,6 +18,10 @@ def test_demo_writes_views_splats_and_video(tmp_path, capsys):
     assert len(g) > 1000
     assert (out / "splats" / "flythrough.mp4").stat().st_size > 1000
     assert "see3d view" in capsys.readouterr().out
+    # the cameras beside the .ply, input first, for `see3d view` to open at and to toggle by role
+    from see3d.viewer.camera_path import read_camera_roles
+
+    assert read_camera_roles(out / "splats" / "splats.cameras.json") == ["input"] + ["generated"] * 4
 
 
 def test_demo_with_missing_weights_is_a_clear_error(tmp_path, capsys):

@@ -140,7 +140,9 @@ def _run_demo_into(out: Path, final: Path, cfg: DemoConfig, weights: str | Path 
     result = generate_from_image(image, TrueDepth(depth[None], ["input"]), gcfg, pipe, camera=cam, name="input", new_view_depth=None)
     result.save(out / "views")
     t_gen = time.time() - t0
-    summary = reconstruct(result.views, out / "splats", demo_reconstruct_config(cfg), video=True, video_frames=cfg.video_frames, show_progress=True)
+    roles = ["input"] * result.num_inputs + ["generated"] * len(result.warps)
+    summary = reconstruct(result.views, out / "splats", demo_reconstruct_config(cfg), video=True, video_frames=cfg.video_frames,
+                          show_progress=True, view_roles=roles)  # fmt: skip
     report = {
         "input": str(final / "input.png"),
         "views": str(final / "views"),

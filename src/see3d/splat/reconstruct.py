@@ -110,6 +110,7 @@ def reconstruct(
     mesh_resolution: int = 192,
     video_frames: int = 120,
     show_progress: bool = True,
+    view_roles: list[str] | None = None,
 ) -> dict:
     """Fit splats to ``data`` and write the outputs into ``out``. Returns a summary dict.
 
@@ -121,6 +122,8 @@ def reconstruct(
         resume: continue from the checkpoint in ``out`` (refused when it was made from other data).
         overwrite: without ``resume``, ``out`` must be new or empty unless this is set (its old content is then removed
             first), so the folder always describes one run.
+        view_roles: optional role of each view (e.g. "input" / "generated"), kept with the cameras beside the ``.ply``
+            so ``see3d view`` can colour and toggle them.
     """
     cfg = cfg or ReconstructConfig()
     if isinstance(data, Views):
@@ -157,7 +160,8 @@ def reconstruct(
     train_s = time.time() - t0
     write_ply(out / "splats.ply", g)
     scene_cams = Cameras(train.cameras.K, trainer.refined_c2w(), train.cameras.width, train.cameras.height)
-    write_scene_cameras(out / "splats.ply", scene_cams, [views.names[i] for i in rest])
+    roles = None if view_roles is None else [view_roles[i] for i in rest]
+    write_scene_cameras(out / "splats.ply", scene_cams, [views.names[i] for i in rest], roles)
     # held-out scores, mesh and video render where the trainer did: its device with its rasterizer
     g_dev, backend = trainer.gaussians(trainer.device), trainer.backend
     write_json_atomic(out / "train_log.json", {"history": trainer.history, "seconds": train_s})
