@@ -187,3 +187,28 @@ def test_app_flow_demo_to_live_splats_and_download(tmp_path, browser):
             img = (np.clip(stable_screenshot(browser), 0, 1) * 255).astype(np.uint8)
             Image.fromarray(img).quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(Path(target), optimize=True)
     print(f"app browser test took {time.monotonic() - t0:.1f} s")
+
+
+def test_app_upload_an_image_with_its_depth(tmp_path, browser):
+    """Upload through the page's file input (as a user picking a file), with a depth map folder as the depth source."""
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "photo.npy", np.full((96, 128), 3.0, np.float32))
+    with serve_app(port=0, out=tmp_path / "work", demo=False) as app:
+        page = app.page
+        browser.call("Emulation.setDeviceMetricsOverride", width=W, height=H, deviceScaleFactor=1, mobile=False)
+        browser.call("Page.navigate", url=app.url)
+        assert wait_for_button(browser, "Upload image")
+        root = browser.call("DOM.getDocument", depth=-1)["root"]["nodeId"]
+        node = browser.call("DOM.querySelector", nodeId=root, selector="input[type=file][accept^='image']")["nodeId"]
+        assert node, "no image file input in the page"
+        browser.call("DOM.setFileInputFiles", nodeId=node, files=[str(tmp_path / "photo.png")])
+        _wait(lambda: page.uploads, 20, "the upload")
+        assert page.uploads == [tmp_path / "work" / "inputs" / "photo.png"] and "photo.png" in page.uploaded.content
+        page.depth_kind.value = "depth file(s)"
+        page.depth_path.value = str(tmp_path / "depth")
+        assert click_button(browser, "Use uploaded images")
+        _job_done(app, "load images", 30)
+        refs = app.session.refs
+        assert refs.names == ["photo"] and np.allclose(refs.depth, 3.0) and len(page.show_points.handles) == 1
