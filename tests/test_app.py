@@ -172,6 +172,11 @@ def test_generate_cancel_keeps_finished_chunks_then_reconstruct_resume_and_expor
 
     mp4 = session.export_video(frames=6)
     assert mp4.is_file() and mp4.stat().st_size > 0
+    import trimesh
+
+    glb = session.export_mesh(resolution=32)
+    mesh = trimesh.load(glb, force="mesh")
+    assert glb.name == "mesh.glb" and len(mesh.faces) > 100
     z = session.export_zip()
     with zipfile.ZipFile(z) as zf:
         names = set(zf.namelist())
