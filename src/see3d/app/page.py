@@ -39,7 +39,7 @@ from see3d.viewer.controls import (
     add_frustums,
     add_view_buttons,
 )
-from see3d.viewer.server import has_camera, move_clients, set_initial_camera
+from see3d.viewer.server import has_camera, move_clients, reset_on_connect, set_initial_camera
 from see3d.viewer.splats import viser_splats
 
 log = get_logger(__name__)
@@ -125,7 +125,7 @@ class AppPage:
         self.splats = SplatLayer(server)
         add_view_buttons(server, self.reset_view, name="see3d_app")
         self._wire()
-        server.on_client_connect(lambda c: threading.Thread(target=self._on_connect, args=(c,), daemon=True).start())
+        reset_on_connect(server, self.reset_view)
 
     # ================================================================== wiring
     def _wire(self) -> None:
@@ -311,14 +311,6 @@ class AppPage:
         if client is not None:
             client.send_file_download(path.name, path.read_bytes(), save_immediately=True)
         return path
-
-    def _on_connect(self, client: viser.ClientHandle) -> None:
-        import time
-
-        t_end = time.monotonic() + 10.0
-        while not has_camera(client) and time.monotonic() < t_end:
-            time.sleep(0.05)
-        self.reset_view(client)
 
     def reset_view(self, client: viser.ClientHandle | None = None) -> None:
         """Move ``client`` (default: all) to the first input camera."""

@@ -15,6 +15,7 @@ import contextlib
 import io
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,21 @@ def move_clients(clients: list[viser.ClientHandle], c2w: np.ndarray, fov_y: floa
         client.flush()
 
 
+def reset_on_connect(server: viser.ViserServer, reset: Callable[[viser.ClientHandle], None], timeout: float = 10.0) -> None:
+    """Call ``reset(client)`` for every new browser once it has reported its camera (in a thread: the camera
+    arrives on the connection's own thread). New browsers start at ``initial_camera``, which rolls the orbit
+    "up" with the start view; ``reset`` puts the same view on the world up so orbiting stays level."""
+
+    def wait_then_reset(client: viser.ClientHandle) -> None:
+        t_end = time.monotonic() + timeout
+        while not has_camera(client) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        if has_camera(client):
+            reset(client)
+
+    server.on_client_connect(lambda c: threading.Thread(target=wait_then_reset, args=(c,), daemon=True).start())
+
+
 _CONTROLS_HELP = "Drag: orbit · right-drag: pan · wheel: zoom · W/A/S/D/Q/E: move · arrow keys: turn"
 
 
@@ -144,7 +160,7 @@ class Viewer:
         self.player = None
         if start is not None:
             add_view_buttons(server, self.reset_view)
-            server.on_client_connect(lambda c: threading.Thread(target=self._on_connect, args=(c,), daemon=True).start())
+            reset_on_connect(server, self.reset_view)
         if camera_path is not None:
             self.player = CameraPathPlayer(server, camera_path, self._apply_path_frame, frustum_scale=frustum_scale, roles=roles)
 
@@ -201,15 +217,6 @@ class Viewer:
     def get_camera(client: viser.ClientHandle) -> tuple[np.ndarray, float]:
         """A client's current camera: ``(c2w (4, 4) OpenCV, fov_y radians)`` as last reported by the browser."""
         return viser_to_c2w(client.camera.wxyz, client.camera.position), float(client.camera.fov)
-
-    def _on_connect(self, client: viser.ClientHandle) -> None:
-        """A new browser starts at the start camera (``initial_camera``, which rolls the orbit "up" with it);
-        once it reports its camera, put the same view on the world up so orbiting stays level."""
-        t_end = time.monotonic() + 10.0
-        while not has_camera(client) and time.monotonic() < t_end:
-            time.sleep(0.05)
-        if has_camera(client):
-            self.reset_view(client)
 
     def reset_view(self, client: viser.ClientHandle | None = None) -> None:
         """Move ``client`` (default: every client) back to the start camera."""
