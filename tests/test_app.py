@@ -200,6 +200,53 @@ def test_uploaded_image_with_given_depth_generates(session, tmp_path):
     assert len(res.views) == 3 and np.isfinite(res.views.images).all()
 
 
+def _tiny_text_to_image(folder):
+    """A random-weight diffusers StableDiffusionPipeline (64 px, a 54-token character vocabulary) saved in ``folder``."""
+    import string
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
+                                      max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=32))  # fmt: skip
+    unet = UNet2DConditionModel(sample_size=8, layers_per_block=1, block_out_channels=(32, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8)  # fmt: skip
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8,) * 4,
+                        latent_channels=4, norm_num_groups=8, layers_per_block=1)  # fmt: skip
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=DDIMScheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+    pipe.save_pretrained(folder / "t2i")
+    return folder / "t2i"
+
+
+class _FlatDepth:
+    """A depth backend that sees a wall 2 m away in every image."""
+
+    def predict(self, image, key=None, focal_px=None):
+        from see3d.depth.base import DepthPrediction
+
+        return DepthPrediction(np.full(image.shape[:2], 2.0, np.float32), "metric_depth")
+
+
+def test_prompt_makes_the_first_image(tmp_path):
+    session = AppSession(tmp_path / "work", t2i_weights=_tiny_text_to_image(tmp_path))
+    session.gen_cfg = replace(session.gen_cfg, fill="telea", fill_smoothing=0.0)
+    refs = session.load_prompt("a red room", _FlatDepth(), steps=2)
+    assert refs.names == ["prompt_image"] and refs.images.shape == (1, 64, 64, 3) and np.allclose(refs.depth, 2.0)
+    assert (session.out / "inputs" / "prompt_image.png").is_file() and session.new_view_depth is not None
+    session.apply_preset("orbit_right", 2)
+    assert len(session.generate(_Job()).views) == 3
+
+
 def test_uploads_and_bad_inputs(session):
     buf = io.BytesIO()
     Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(buf, format="PNG")
