@@ -17,6 +17,7 @@ from PIL import Image
 from see3d.app.jobs import CANCELLED, DONE, FAILED, JobRunner
 from see3d.app.session import AppSession
 from see3d.errors import InputError
+from see3d.io.cameras import Cameras
 from see3d.io.transforms_json import read_transforms_json
 from see3d.splat.gaussians import read_ply
 
@@ -198,6 +199,36 @@ def test_uploaded_image_with_given_depth_generates(session, tmp_path):
     session.apply_preset("orbit_right", 2)
     res = session.generate(_Job())
     assert len(res.views) == 3 and np.isfinite(res.views.images).all()
+
+
+def test_three_images_with_a_cameras_file(session, tmp_path):
+    """Sparse inputs: 3 photos of the sample room, their cameras from a transforms.json (no SfM) and depth maps."""
+    from see3d.depth.select import make_backend
+    from see3d.io.cameras import look_at
+    from see3d.io.images import save_image
+    from see3d.io.transforms_json import write_transforms_json
+    from see3d.synth import make_scene, render
+    from see3d.viewer.camera_path import load_camera_path
+
+    scene = make_scene(0, kind="room")
+    eyes = [scene.focus + np.array([dx, -0.5, -2.5]) for dx in (-0.4, 0.0, 0.4)]
+    cams = Cameras.from_fov(np.stack([look_at(e, scene.focus) for e in eyes]), 60.0, 64, 64)
+    rgb, depth = render(scene, cams)
+    (tmp_path / "depth").mkdir()
+    paths = []
+    for i in range(3):
+        save_image(tmp_path / f"v{i}.png", rgb[i])
+        paths.append(tmp_path / f"v{i}.png")
+        np.save(tmp_path / "depth" / f"v{i}.npy", depth[i])
+    write_transforms_json(tmp_path / "cams.json", cams)
+    refs = session.load_images(paths, make_backend(given=tmp_path / "depth"), load_camera_path(tmp_path / "cams.json").cameras, depth_from_model=False)
+    assert session.sparse and len(refs) == 3 and np.allclose(refs.cameras.c2w, cams.c2w, atol=1e-9)
+    assert session.targets is not None and len(session.targets) >= 2  # the path through the inputs, at once
+    pts, _ = session.input_points()
+    assert len(pts) > 3000
+    session.apply_preset("through_inputs", 4)
+    res = session.generate(_Job())
+    assert len(res.views) == 3 + len(session.targets) and res.num_inputs == 3
 
 
 def _tiny_text_to_image(folder):
