@@ -238,7 +238,9 @@ class AppSession:
 
     # ================================================================== generate
     def _pipe(self, variant: str):
-        """The See3D pipeline for ``variant`` ("single" / "sparse"), loaded once (CUDA when available)."""
+        """The See3D pipeline for ``variant`` ("single" / "sparse"), loaded once: the shipped small model on the CPU
+        in float32 (as ``see3d demo`` runs it), other weights on CUDA in float16 when available (as ``see3d generate``;
+        untested on GPU here)."""
         if variant not in self._pipes:
             import torch
 
@@ -247,7 +249,7 @@ class AppSession:
 
             if not self.weights.is_dir():
                 raise WeightsError(self.weights, "See3D weights folder not found")
-            cuda = torch.cuda.is_available()
+            cuda = torch.cuda.is_available() and not self.shipped
             pipe = See3DPipeline.load(self.weights, variant=variant, torch_dtype=torch.float16 if cuda else torch.float32)
             pipe.to("cuda" if cuda else "cpu")
             pipe.set_progress_bar_config(disable=True)
