@@ -243,6 +243,13 @@ def test_serve_finds_the_scene_cameras_beside_the_ply(tmp_path, caplog):
         assert viewer.player is not None and len(viewer.player.path) == 3  # the cameras are played back
     with serve(ply, port=0, cameras=None) as viewer:
         assert viewer.player is None and viewer.start is not None  # default far view, still a reset button
+    # a broken cameras file beside the .ply is reported and skipped; given explicitly, it is an error
+    (tmp_path / "splats.cameras.json").write_text("{not json")
+    with caplog.at_level("WARNING", logger="see3d"), serve(ply, port=0) as viewer:
+        assert viewer.player is None
+    assert any("splats.cameras.json" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InputError, match="splats.cameras.json"):
+        serve(ply, port=0, cameras=tmp_path / "splats.cameras.json")
 
 
 def test_input_and_generated_cameras_toggle_separately(tmp_path):

@@ -272,7 +272,13 @@ def serve(
     path = load_camera_path(camera_path) if isinstance(camera_path, (str, Path)) else camera_path
     if isinstance(cameras, str) and cameras == "auto":
         cameras = find_scene_cameras(ply_path)
-    scene_cams = load_camera_path(cameras) if isinstance(cameras, (str, Path)) else cameras
+        try:
+            scene_cams = None if cameras is None else load_camera_path(cameras)
+        except InputError as e:  # a broken file beside the .ply: show the splats anyway, from the default view
+            log.warning("ignoring the scene cameras: %s", e)
+            cameras = scene_cams = None
+    else:
+        scene_cams = load_camera_path(cameras) if isinstance(cameras, (str, Path)) else cameras
     roles = read_camera_roles(cameras) if isinstance(cameras, (str, Path)) and path is None else None
     up_vec = parse_up(up, scene_cams if scene_cams is not None else path)
     splats = viser_splats(gaussians)
