@@ -327,7 +327,8 @@ def test_cli_app_warns_for_all_interfaces_and_stops_on_interrupt(tmp_path):
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "see3d.cli", "app", "--port", "0", "--host", "0.0.0.0", "--no-demo", "--out", str(tmp_path / "w")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip  # SIGINT may be ignored (background job)
     try:
         line = proc.stdout.readline()
         assert "see3d app at http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
