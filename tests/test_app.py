@@ -278,6 +278,15 @@ def test_prompt_makes_the_first_image(tmp_path):
     assert len(session.generate(_Job()).views) == 3
 
 
+def test_out_folder_holds_one_session(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "stale.txt").write_text("earlier run")
+    with pytest.raises(InputError, match="not empty"):
+        AppSession(tmp_path / "old")
+    AppSession(tmp_path / "old", overwrite=True)
+    assert not (tmp_path / "old" / "stale.txt").exists()
+
+
 def test_uploads_and_bad_inputs(session):
     buf = io.BytesIO()
     Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(buf, format="PNG")

@@ -354,6 +354,7 @@ def serve_app(
     t2i_weights: str | Path | None = None,
     depth_model: str | Path | None = None,
     demo: bool = True,
+    overwrite: bool = False,
 ) -> App:
     """Start ``see3d app`` and return at once (the page is at :attr:`App.url`).
 
@@ -364,9 +365,10 @@ def serve_app(
         t2i_weights: local text-to-image pipeline folder (enables prompts).
         depth_model: local depth model folder, pre-filled as the depth source of uploaded images.
         demo: load the demo scene at once, so the page is useful immediately.
+        overwrite: allow a non-empty ``out`` (its old content is removed first).
     """
     check_listen_address(host, port)
-    session = AppSession(out if out is not None else default_out_dir(), weights, t2i_weights)
+    session = AppSession(out if out is not None else default_out_dir(), weights, t2i_weights, overwrite)
     with contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
         server = viser.ViserServer(host=host, port=port, label="see3d app", verbose=False)
     try:

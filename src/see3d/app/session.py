@@ -24,6 +24,7 @@ from see3d.demo import DemoConfig, default_demo_weights, demo_generate_config, d
 from see3d.depth.base import DepthBackend
 from see3d.errors import InputError
 from see3d.io.cameras import Cameras
+from see3d.io.outdir import check_out_dir, staged_dir
 from see3d.io.views import Views
 from see3d.log import get_logger
 from see3d.pipelines.generation import ChunkDone, GenerateConfig, GenerationResult
@@ -55,10 +56,13 @@ class AppSession:
         weights: See3D weights folder; None: the small model shipped with the package (and its settings:
             the demo's resolution, steps and hole filling), falling back to Telea inpainting without it.
         t2i_weights: local diffusers text-to-image folder, enabling prompts.
+        overwrite: allow a non-empty ``out`` (its old content is removed); otherwise it must be new or empty.
     """
 
-    def __init__(self, out: str | Path, weights: str | Path | None = None, t2i_weights: str | Path | None = None):
-        self.out = Path(out)
+    def __init__(self, out: str | Path, weights: str | Path | None = None, t2i_weights: str | Path | None = None, overwrite: bool = False):
+        self.out = check_out_dir(out, overwrite)
+        if overwrite and self.out.is_dir():
+            shutil.rmtree(self.out)  # the folder describes this session only
         self.out.mkdir(parents=True, exist_ok=True)
         self.shipped = weights is None
         self.weights = Path(weights) if weights is not None else default_demo_weights()
@@ -275,12 +279,8 @@ class AppSession:
 
         result = generate_along_path(refs, self.targets, filler, self.new_view_depth, cfg.chunk_size, cfg.depth_tol,
                                      on_chunk=chunk_done, should_stop=lambda: job.cancelled)  # fmt: skip
-        views_dir = self.out / "views"
-        staging = self.out / ".views.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        result.save(staging)
-        shutil.rmtree(views_dir, ignore_errors=True)
-        staging.rename(views_dir)
+        with staged_dir(self.out / "views") as tmp:  # replaces the previous views only once all are written
+            result.save(tmp)
         self.result, self.trainer = result, None
         n_gen = len(result.warps)
         job.report(None, f"{n_gen}/{len(self.targets)} views" + (" (cancelled: the finished ones are kept)" if n_gen < len(self.targets) else ""))

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; the next free one if taken; 0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1); 0.0.0.0 lets other machines connect (unauthenticated!)")
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: see3d_app/<date-time>, a new one per start)")
+    parser.add_argument("--overwrite", action="store_true", help="allow a non-empty --out (its old content is removed)")
     parser.add_argument("--t2i-weights", type=Path, default=None, help="local diffusers text-to-image folder: enables prompts")
     parser.add_argument("--depth-model", type=Path, default=None, help="local transformers depth model folder for uploaded images")
     parser.add_argument("--no-demo", action="store_true", help="do not preload the demo scene")
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from see3d.app.page import serve_app
 
-    app = serve_app(args.host, args.port, args.out, args.weights, args.t2i_weights, args.depth_model, demo=not args.no_demo)
+    app = serve_app(args.host, args.port, args.out, args.weights, args.t2i_weights, args.depth_model, demo=not args.no_demo, overwrite=args.overwrite)
     try:  # from here on, Ctrl-C stops the server cleanly (also right after the line is printed)
         print(f"see3d app at {app.url} (files in {app.session.out}; Ctrl-C to stop)", flush=True)
         threading.Event().wait()
