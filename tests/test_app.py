@@ -179,9 +179,15 @@ def test_generate_cancel_keeps_finished_chunks_then_reconstruct_resume_and_expor
     mesh = trimesh.load(glb, force="mesh")
     assert glb.name == "mesh.glb" and len(mesh.faces) > 100
     z = session.export_zip()
+    assert not (session.out.parent / f".{session.out.name}.partial.zip").exists()
     with zipfile.ZipFile(z) as zf:
         names = set(zf.namelist())
     assert {"splats/splats.ply", "views/transforms.json", "inputs/input.png", "splats/flythrough.mp4"} <= names
+    # new views: the old splats no longer match them and are gone
+    session.generate(_Job())
+    assert not session.splats_dir.exists() and session.trainer is None
+    with pytest.raises(InputError, match="reconstruct first"):
+        session.export_ply()
 
 
 def test_uploaded_image_with_given_depth_generates(session, tmp_path):

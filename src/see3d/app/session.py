@@ -282,6 +282,7 @@ class AppSession:
         with staged_dir(self.out / "views") as tmp:  # replaces the previous views only once all are written
             result.save(tmp)
         self.result, self.trainer = result, None
+        shutil.rmtree(self.splats_dir, ignore_errors=True)  # splats of the previous views no longer match
         n_gen = len(result.warps)
         job.report(None, f"{n_gen}/{len(self.targets)} views" + (" (cancelled: the finished ones are kept)" if n_gen < len(self.targets) else ""))
         return result
