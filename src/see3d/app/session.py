@@ -246,18 +246,13 @@ class AppSession:
         in float32 (as ``see3d demo`` runs it), other weights on CUDA in float16 when available (as ``see3d generate``;
         untested on GPU here)."""
         if variant not in self._pipes:
-            import torch
-
             from see3d.errors import WeightsError
-            from see3d.pipelines.see3d_pipeline import See3DPipeline
+            from see3d.pipelines.loader import load_see3d
 
             if not self.weights.is_dir():
                 raise WeightsError(self.weights, "See3D weights folder not found")
-            cuda = torch.cuda.is_available() and not self.shipped
-            pipe = See3DPipeline.load(self.weights, variant=variant, torch_dtype=torch.float16 if cuda else torch.float32)
-            pipe.to("cuda" if cuda else "cpu")
-            pipe.set_progress_bar_config(disable=True)
-            self._pipes[variant] = pipe
+            device, dtype = ("cpu", "float32") if self.shipped else ("auto", "auto")
+            self._pipes[variant] = load_see3d(self.weights, variant, device, dtype)
         return self._pipes[variant]
 
     def generate(self, job: Job, on_chunk: Callable[[ChunkDone], None] | None = None) -> GenerationResult:
@@ -335,7 +330,8 @@ class AppSession:
         self.splats_dir.mkdir(parents=True, exist_ok=True)
         write_ply(self.splats_dir / "splats.ply", g)
         k = self.result.num_inputs
-        write_scene_cameras(self.splats_dir / "splats.ply", views.cameras, list(views.names), ["input"] * k + ["generated"] * (len(views) - k))
+        cams = Cameras(views.cameras.K, tr.refined_c2w(), views.cameras.width, views.cameras.height)  # refined when refinement is on
+        write_scene_cameras(self.splats_dir / "splats.ply", cams, list(views.names), ["input"] * k + ["generated"] * (len(views) - k))
         tr.save(self.splats_dir)
         state = "cancelled: resume continues" if tr.step < iters else "done"
         job.report(tr.step / iters, f"step {tr.step}/{iters} ({state}) · loss {s['loss']:.4f} · PSNR {s['psnr']:.2f} dB · {len(g):,} splats")
