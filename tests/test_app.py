@@ -349,7 +349,7 @@ def test_cli_app_warns_for_all_interfaces_and_stops_on_interrupt(tmp_path):
         assert "see3d app at http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
-        assert "other machines can reach this page" in proc.stderr.read()
+        assert "other machines can reach it" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -33,7 +33,7 @@ def check_listen_address(host: str, port: int) -> None:
         except OSError as e:
             raise InputError(None, f"--host {host}: cannot listen there, it is not an address of this machine ({e.strerror})") from e
     if host not in LOOPBACK:
-        log.warning("listening on %s: other machines can reach this page (no authentication)", host)
+        log.warning("listening on %s: other machines can reach it (no authentication)", host)
 
 
 def page_url(host: str, port: int) -> str:
