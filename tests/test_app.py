@@ -227,6 +227,10 @@ def test_three_images_with_a_cameras_file(session, tmp_path):
         paths.append(tmp_path / f"v{i}.png")
         np.save(tmp_path / "depth" / f"v{i}.npy", depth[i])
     write_transforms_json(tmp_path / "cams.json", cams)
+    from see3d.geometry.anchor_align import AlignConfig
+
+    # 64 px renders give few keypoint anchors (10-12): one global scale/shift per view, from at least 6
+    session.gen_cfg = replace(session.gen_cfg, align=AlignConfig(method="global", min_anchors=6))
     refs = session.load_images(paths, make_backend(given=tmp_path / "depth"), load_camera_path(tmp_path / "cams.json").cameras, depth_from_model=False)
     assert session.sparse and len(refs) == 3 and np.allclose(refs.cameras.c2w, cams.c2w, atol=1e-9)
     assert session.targets is not None and len(session.targets) >= 2  # the path through the inputs, at once
