@@ -98,9 +98,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tune", action="store_true", help="grid over bandwidth and lam on the tuning seeds")
     ap.add_argument("--seeds", type=int, nargs="+", help="override the seed list")
+    ap.add_argument("--min-local-scale", type=float, help="override AlignConfig.min_local_scale (0 = the unbounded LWLR slope)")
     args = ap.parse_args()
     t0 = time.time()
-    base = AlignConfig()
+    base = AlignConfig() if args.min_local_scale is None else AlignConfig(min_local_scale=args.min_local_scale)
     if args.tune:
         seeds = args.seeds or TUNE_SEEDS
         configs = {"global": dataclasses.replace(base, method="global", edge_ratio=0.0)}

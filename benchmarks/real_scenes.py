@@ -120,7 +120,8 @@ def main() -> None:
         for i, n in enumerate(scene.views.names):
             np.save(d / f"{n}.npy", rel[i])
         rows = {"dense depth before distortion (reference)": None, "global": dataclasses.replace(base, method="global"),
-                "lwlr": dataclasses.replace(base, method="lwlr"), "lwlr, --align-fallback global": dataclasses.replace(base, method="lwlr", fallback="global")}  # fmt: skip
+                "lwlr": dataclasses.replace(base, method="lwlr"), "lwlr, --align-fallback global": dataclasses.replace(base, method="lwlr", fallback="global"),
+                "lwlr, --align-fallback global --align-min-local-scale 0": dataclasses.replace(base, method="lwlr", fallback="global", min_local_scale=0.0)}  # fmt: skip
         for method, cfg in rows.items():
             try:
                 r = warp_scores(scene, dense if cfg is None else rel, cfg)

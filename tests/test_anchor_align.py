@@ -69,6 +69,27 @@ def test_lwlr_follows_local_scale_and_returns_to_the_prior_far_away():
     assert abs(np.median(scale[:, 300:]) - 1.0) < 0.02 and abs(np.median(shift[:, 300:])) < 0.02
 
 
+def test_lwlr_local_scale_floor_keeps_the_relief_upright_and_is_the_best_level_for_it():
+    # a handful of anchors whose local trend is inverted (noise): unbounded, the local slope goes negative
+    rng = np.random.default_rng(1)
+    uv = np.stack([rng.uniform(0, 40, 12), rng.uniform(0, 40, 12)], 1)
+    x = rng.uniform(1, 3, 12)
+    y = 4.0 - x  # locally decreasing; the prior (global fit) says scale 1
+    free, _ = lwlr_maps(uv, x, y, 40, 40, bandwidth_px=10, lam=0.03, prior=(1.0, 0.0), lam_slope=0.01, full_res=False, stride=4)
+    assert free.min() < 0
+    a, c = lwlr_maps(uv, x, y, 40, 40, bandwidth_px=10, lam=0.03, prior=(1.0, 0.0), lam_slope=0.01, full_res=False, stride=4,
+                     min_scale_ratio=0.25)
+    assert a.min() >= 0.25 - 1e-6 and np.isclose(a, 0.25).any()
+    # where the bound is active, c is the level minimising the kernel-weighted residuals for that slope:
+    # nudging c either way does not lower the (relative, ridge-free here: far from the prior's pull) objective
+    i, j = np.unravel_index(np.argmin(np.abs(a - 0.25) + (free > 0.25) * 1e9), a.shape)
+    p = np.array([(j + 0.5) * 4, (i + 0.5) * 4])
+    w = np.exp(-((uv - p) ** 2).sum(1) / (2 * 10.0**2)) / y**2
+    def obj(cc):  # noqa: E306
+        return (w * (0.25 * x + cc - y) ** 2).sum()
+    assert obj(c[i, j]) <= min(obj(c[i, j] + 0.05), obj(c[i, j] - 0.05)) + 1e-3
+
+
 @pytest.mark.parametrize("kind", ["relative_depth", "relative_disparity"])
 def test_lwlr_beats_global_where_the_error_varies_and_ties_where_it_does_not(worlds, kind):
     space = "disparity" if kind == "relative_disparity" else "depth"

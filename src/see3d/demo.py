@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -21,13 +20,9 @@ import numpy as np
 from see3d.config import check_fields
 from see3d.errors import WeightsError
 from see3d.log import get_logger
+from see3d.pipelines.loader import default_demo_weights
 
 log = get_logger(__name__)
-
-
-def default_demo_weights() -> Path:
-    """The small See3D model shipped with the package (official folder layout)."""
-    return Path(str(resources.files("see3d") / "assets" / "demo_mvd"))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from see3d.app.jobs import Job
-from see3d.demo import DemoConfig, default_demo_weights, demo_generate_config, demo_reconstruct_config, resolve_fill, sample_photo
+from see3d.demo import DemoConfig, demo_generate_config, demo_reconstruct_config, resolve_fill, sample_photo
 from see3d.depth.base import DepthBackend
 from see3d.errors import InputError
 from see3d.io.cameras import Cameras
@@ -28,6 +28,7 @@ from see3d.io.outdir import check_out_dir, staged_dir
 from see3d.io.views import Views
 from see3d.log import get_logger
 from see3d.pipelines.generation import ChunkDone, GenerateConfig, GenerationResult
+from see3d.pipelines.loader import default_demo_weights
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.gaussians import Gaussians
 

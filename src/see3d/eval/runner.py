@@ -75,7 +75,7 @@ def _filler(cfg: EvalConfig) -> tuple[str, Path | None, dict]:
     if cfg.fill == "telea":
         return "OpenCV Telea inpainting", None, {}
     if cfg.fill == "small":
-        from see3d.demo import default_demo_weights
+        from see3d.pipelines.loader import default_demo_weights
 
         w = default_demo_weights()
         if not (w / "model_index.json").is_file():

@@ -38,6 +38,11 @@ class AlignConfig:
     bandwidth: float = field(default=0.1, metadata={"help": "LWLR Gaussian kernel bandwidth b as a fraction of the image's long side"})
     lam: float = field(default=0.03, metadata={"help": "LWLR ridge weight of the local level towards the global fit, in units of anchors"})
     lam_slope: float = field(default=1.0, metadata={"help": "LWLR ridge weight of the local slope towards the global fit, in units of anchors"})
+    min_local_scale: float = field(
+        default=0.25,
+        metadata={"help": "LWLR: the local scale may not fall below this fraction of the global fit's scale (0 = unbounded; "
+                          "guards against a slope that inverts the prediction where anchors are few)"},
+    )
     min_anchors: int = field(default=12, metadata={"help": "fewest anchors a view may be aligned with"})
     min_anchors_lwlr: int = field(default=30, metadata={"help": "fewest anchors for LWLR (fewer: error, or the global fit with --align-fallback global)"})
     fallback: Literal["none", "global", "warped"] = field(
@@ -166,7 +171,8 @@ def align_to_anchors(
         stride = max(1, int(round(bw / 4)))
         keep = np.ones(n, bool)
         for it in range(cfg.robust_iters + 1):
-            a_g, c_g = lwlr_maps(auv, x, y, H, W, bw, cfg.lam, (s, b), keep.astype(np.float64), stride, full_res=False, lam_slope=cfg.lam_slope)
+            a_g, c_g = lwlr_maps(auv, x, y, H, W, bw, cfg.lam, (s, b), keep.astype(np.float64), stride, full_res=False, lam_slope=cfg.lam_slope,
+                                min_scale_ratio=cfg.min_local_scale)
             g_uv = auv / stride
             r = np.abs(sample_bilinear(a_g, g_uv) * x + sample_bilinear(c_g, g_uv) * 1.0 - y) / np.abs(y)
             if it == cfg.robust_iters:

@@ -20,6 +20,11 @@ the anchors nearby span little of x. Both are in units of "one anchor at distanc
 Where anchors crowd, the level follows them and the slope moves only if their x spread supports it;
 far from every anchor the map becomes the global fit instead of blowing up.
 
+The local slope is bounded below by ``min_scale_ratio * a0`` (a0 > 0): with few, noisy anchors the
+unconstrained 2x2 solve can turn the slope negative (seen on DTU scan65 with ~35 anchors), which inverts the
+prediction's relief. The objective is a convex quadratic in ``(a, c)``, so where the bound is active the
+constrained optimum has ``a`` on the bound and ``c`` the best level for it (``c = (r1 - m01 a) / m11``).
+
 Cost: the five weighted sums are Gaussian-filtered images of the anchors splatted onto a grid of cell
 size ``stride`` (default ``b / 4``), the 2x2 solve happens per grid cell, and the maps are bilinearly
 upsampled; the cost is O(H W / stride^2 + K) instead of O(H W K).
@@ -63,6 +68,7 @@ def lwlr_maps(
     stride: int | None = None,
     full_res: bool = True,
     lam_slope: float | None = None,
+    min_scale_ratio: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale and shift maps of LWLR (see the module docstring).
 
@@ -72,6 +78,8 @@ def lwlr_maps(
             level (> 0); lam_slope: ridge weight of the slope (default ``lam``).
         prior: (scale, shift) the ridge pulls towards; weights: optional (K,) per-anchor weights (0 = ignore).
         stride: grid cell in pixels (default ``max(1, b / 4)``); full_res: False returns the grid maps.
+        min_scale_ratio: lower bound of the local scale as a fraction of the prior's (positive) scale;
+            0 leaves the slope free.
     Returns:
         scale, shift: (H, W) float32 (or the (ceil(H/stride), ceil(W/stride)) grid with ``full_res=False``).
     """
@@ -109,7 +117,13 @@ def lwlr_maps(
     det = m00 * m11 - m01 * m01
     det = np.where(np.abs(det) > 1e-30, det, 1e-30)
     scale = (m11 * r0 - m01 * r1) / det
-    shift = (m00 * r1 - m01 * r0) / det * ref
+    shift = (m00 * r1 - m01 * r0) / det
+    if min_scale_ratio > 0 and a0 > 0:
+        floor = min_scale_ratio * a0
+        low = scale < floor
+        scale = np.where(low, floor, scale)
+        shift = np.where(low, (r1 - m01 * floor) / m11, shift)
+    shift = shift * ref
     if not full_res:
         return scale.astype(np.float32), shift.astype(np.float32)
     return upsample(scale, stride, height, width), upsample(shift, stride, height, width)

@@ -9,6 +9,7 @@ every size.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -18,6 +19,11 @@ from see3d.errors import InputError
 from see3d.log import get_logger
 
 log = get_logger(__name__)
+
+
+def default_demo_weights() -> Path:
+    """The small See3D model shipped with the package (``save_pretrained`` layout; see docs/training.md)."""
+    return Path(str(resources.files("see3d") / "assets" / "demo_mvd"))
 
 
 def place_pipeline(pipe, device: torch.device, offload: bool = False):
