@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import shared_path
+
+from conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
