@@ -22,6 +22,21 @@ from torch import nn
 from see3d.models.loading import load_model, read_model_config
 from see3d.models.mv_unet_blocks import CondSequential, Downsample, ResBlock, SpatialTransformer3D, Upsample, group_norm, timestep_embedding
 
+# The released See3D UNet: SD-2.1-base / MVDream hyper-parameters with the 9-channel input (spec: official_release §1.1;
+# 865,925,124 parameters). Training builds it, the full-size dry run and the GPU check build it with random weights.
+SD21_UNET_CONFIG = {
+    "image_size": 32,
+    "in_channels": 9,
+    "model_channels": 320,
+    "out_channels": 4,
+    "num_res_blocks": 2,
+    "attention_resolutions": [4, 2, 1],
+    "channel_mult": [1, 2, 4, 4],
+    "num_head_channels": 64,
+    "transformer_depth": 1,
+    "context_dim": 1024,
+}
+
 
 def _heads(ch: int, num_heads: int, num_head_channels: int) -> tuple[int, int]:
     """(number of heads, head width) for a layer of width ``ch``."""

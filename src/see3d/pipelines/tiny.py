@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from see3d.io.atomic import write_json_atomic, write_text_atomic
-from see3d.models.mv_unet import MultiViewUNet
+from see3d.models.mv_unet import SD21_UNET_CONFIG, MultiViewUNet
 
 TINY_UNET_CONFIG = {
     "image_size": 8,
@@ -52,19 +52,7 @@ TINY_UNET_CONFIG = {
     "transformer_depth": 1,
     "context_dim": 32,
 }
-# the released UNet config (deduced in ../shared/reference/mv_unet_sd21_config.json; 865,925,124 parameters)
-FULL_UNET_CONFIG = {
-    "image_size": 32,
-    "in_channels": 9,
-    "model_channels": 320,
-    "out_channels": 4,
-    "num_res_blocks": 2,
-    "attention_resolutions": [4, 2, 1],
-    "channel_mult": [1, 2, 4, 4],
-    "num_head_channels": 64,
-    "transformer_depth": 1,
-    "context_dim": 1024,
-}
+FULL_UNET_CONFIG = SD21_UNET_CONFIG  # the released UNet (865,925,124 parameters)
 # SD-2.1's text_encoder/config.json (OpenCLIP ViT-H/14 text tower without its last layer)
 FULL_TEXT_CONFIG = {
     "vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23, "num_attention_heads": 16,

@@ -10,24 +10,12 @@ from pathlib import Path
 
 from see3d.errors import InputError, WeightsError
 from see3d.log import get_logger
+from see3d.models.mv_unet import SD21_UNET_CONFIG
 from see3d.train.checkpoint import replace_dir
 from see3d.train.config import TrainConfig
 
 log = get_logger(__name__)
 
-# SD-2.1-base / MVDream UNet hyper-parameters with the See3D 9-channel input (spec: official_release §1.1).
-SD21_UNET_CONFIG = {
-    "image_size": 32,
-    "in_channels": 9,
-    "model_channels": 320,
-    "out_channels": 4,
-    "num_res_blocks": 2,
-    "attention_resolutions": [4, 2, 1],
-    "channel_mult": [1, 2, 4, 4],
-    "num_head_channels": 64,
-    "transformer_depth": 1,
-    "context_dim": 1024,
-}
 
 def build_noise_scheduler(cfg: TrainConfig):
     """DDPMScheduler for training: from ``cfg.scheduler`` (folder or json) or the official settings
