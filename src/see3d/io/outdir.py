@@ -56,11 +56,17 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    normal_permissions(tmp)  # mkdtemp makes a 0700 folder
+    replace_dir(tmp, out)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the complete folder ``tmp`` onto ``final`` (an old ``final`` is moved aside, then removed), with the
+    usual permissions (mkdtemp makes 0700 folders, safetensors writes 0600 files; results are 0644)."""
+    normal_permissions(tmp)
     old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
+    os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

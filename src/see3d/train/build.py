@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 from see3d.errors import InputError, WeightsError
+from see3d.io.outdir import replace_dir
 from see3d.log import get_logger
 from see3d.models.mv_unet import SD21_UNET_CONFIG
-from see3d.train.checkpoint import replace_dir
 from see3d.train.config import TrainConfig
 
 log = get_logger(__name__)

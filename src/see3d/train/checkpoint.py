@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -25,7 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from see3d.errors import InputError
-from see3d.io.atomic import atomic_path, normal_permissions, write_json_atomic
+from see3d.io.atomic import atomic_path, write_json_atomic
+from see3d.io.outdir import replace_dir
 from see3d.log import get_logger
 
 log = get_logger(__name__)
@@ -54,18 +54,6 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(output_dir: Path) -> tuple[int, Path] | None:
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the complete folder ``tmp`` onto ``final`` (an old ``final`` is removed afterwards)."""
-    normal_permissions(tmp)  # safetensors writes 0600 files; results are 0644 like everything else
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_ema(ema, path: Path) -> None:

@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 
 from see3d.io.atomic import write_text_atomic
+from see3d.io.outdir import replace_dir
 from see3d.log import get_logger
 from see3d.train.build import inference_scheduler
-from see3d.train.checkpoint import ema_weights, replace_dir, save_model_folder
+from see3d.train.checkpoint import ema_weights, save_model_folder
 from see3d.train.config import TrainConfig
 
 log = get_logger(__name__)
