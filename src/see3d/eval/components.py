@@ -124,18 +124,15 @@ def mvd_generate(
         return state["pipe"]
 
     def backend(scene_key: str = ""):
-        if depth_dir is not None:
-            from see3d.depth.given import GivenDepth
+        from see3d.depth.select import make_backend
 
+        if depth_dir is not None:
             sub = Path(depth_dir) / scene_key
-            kind = "metric_depth" if depth_kind == "auto" else depth_kind
-            return GivenDepth(sub if scene_key and sub.is_dir() else depth_dir, kind=kind)
+            return make_backend(given=sub if scene_key and sub.is_dir() else Path(depth_dir), kind=depth_kind)
         if "depth" not in state:
             if depth_model is None:
                 raise See3DError("generation needs depth of the input views: this scene has no depth maps, so give --depth-model DIR or --depth DIR")
-            from see3d.depth.transformers_backend import TransformersDepth
-
-            state["depth"] = TransformersDepth(depth_model, kind=depth_kind, device=device, dtype=dtype)
+            state["depth"] = make_backend(model=depth_model, kind=depth_kind, device=device, dtype=dtype)
         return state["depth"]
 
     def filler():
