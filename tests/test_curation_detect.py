@@ -103,6 +103,10 @@ def test_maskrcnn_weights_come_from_a_file_or_torchvisions_cache(tmp_path, monke
     with pytest.raises(WeightsError, match="SEE3D_OFFLINE") as e:
         resolve_maskrcnn_weights(None)
     cached = e.value.path
+    monkeypatch.delenv("SEE3D_OFFLINE")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the ecosystem's usual offline switch forbids the download too
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE"):
+        resolve_maskrcnn_weights(None)
     assert cached.parent == tmp_path / "torch" / "hub" / "checkpoints" and cached.name.startswith("maskrcnn_resnet50_fpn_coco")
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")

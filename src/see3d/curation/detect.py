@@ -41,7 +41,9 @@ DYNAMIC_CLASSES = (
     "skateboard", "surfboard", "tennis racket",
 )  # fmt: skip
 OFFLINE_ENV = "SEE3D_OFFLINE"
-"""Set to 1 to forbid any download (the Mask R-CNN weights are otherwise fetched into torchvision's cache)."""
+"""Set to 1 to forbid any download (the Mask R-CNN weights are otherwise fetched into torchvision's cache).
+Hugging Face's ``HF_HUB_OFFLINE=1``, the switch users of this ecosystem already set, forbids it too."""
+OFFLINE_ENVS = (OFFLINE_ENV, "HF_HUB_OFFLINE")
 
 
 @dataclass
@@ -186,8 +188,9 @@ def resolve_maskrcnn_weights(weights: str | Path | None = None) -> Path:
     if cached.is_file():
         return cached
     how = f"put torchvision's {cached.name} there or pass --maskrcnn-weights FILE"
-    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
-        raise WeightsError(cached, f"Mask R-CNN weights not in torchvision's cache and {OFFLINE_ENV} forbids downloading; {how}")
+    offline = [e for e in OFFLINE_ENVS if os.environ.get(e, "") not in ("", "0")]
+    if offline:
+        raise WeightsError(cached, f"Mask R-CNN weights not in torchvision's cache and {offline[0]} forbids downloading; {how}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(cached), hash_prefix=cached.stem.rsplit("-", 1)[-1], progress=False)
