@@ -151,3 +151,50 @@ def test_depth_init_colours_from_pixels_and_scales_from_the_pixel_footprint():
     pix = np.rint(((pts - cams.c2w[0, :3, 3]) @ cams.c2w[0, :3, :3]) / z[:, None] @ cams.K[0].T - 0.5).astype(int)[:, :2]
     view = (np.round(z) == 4).astype(int)
     np.testing.assert_allclose(cols, images[view, pix[:, 1], pix[:, 0]], atol=1e-6)
+
+
+def test_half_resolution_maps_pixels_masks_and_intrinsics_exactly():
+    from see3d.splat.optimize import half_resolution
+
+    rng = np.random.default_rng(0)
+    blocks = torch.as_tensor(rng.uniform(0, 1, (2, 6, 8, 3)), dtype=torch.float32)
+    images = blocks.repeat_interleave(2, 1).repeat_interleave(2, 2)  # (2, 12, 16, 3), constant on 2x2 blocks
+    masks = torch.ones(2, 12, 16, dtype=torch.bool)
+    masks[0, 3, 5] = False  # one pixel out -> its whole coarse pixel (1, 2) out
+    K = torch.tensor([[[20.0, 0.0, 8.0], [0.0, 21.0, 6.0], [0.0, 0.0, 1.0]]]).repeat(2, 1, 1)
+    small, small_masks, K2 = half_resolution(images, masks, K)
+    assert small.shape == (2, 6, 8, 3) and torch.allclose(small, blocks)
+    assert not small_masks[0, 1, 2] and int(small_masks.sum()) == 2 * 48 - 1
+    # a point seen at fine pixel coordinates (u, v) is seen at (u / 2, v / 2) in the coarse image
+    X = torch.tensor([0.3, -0.2, 2.0])
+    uv = (K[0] @ X)[:2] / X[2]
+    uv2 = (K2[0] @ X)[:2] / X[2]
+    torch.testing.assert_close(uv2, uv / 2)
+    # an odd last row/column is dropped, not averaged with padding
+    assert half_resolution(images[:, :11, :15], None, K)[0].shape == (2, 5, 7, 3)
+
+
+def test_coarse_to_fine_schedule_and_resume(tmp_path):
+    """The first ``coarse_until`` steps fit half-resolution views, the rest full resolution; the default
+    is half the run on the CPU rasterizer, none on gsplat or for small images; resume across the switch is exact."""
+    assert ReconstructConfig(iters=1000).coarse_steps("cpu", 504, 378) == 500
+    assert ReconstructConfig(iters=1000).coarse_steps("gsplat", 504, 378) == 0
+    assert ReconstructConfig(iters=1000).coarse_steps("cpu", 100, 300) == 0  # too small to halve
+    assert ReconstructConfig(iters=1000, coarse_until=0).coarse_steps("cpu", 504, 378) == 0
+    views, _ = synthetic_views(n_views=3, width=128, height=128, n_splats=60)
+    cfg = _cfg(iters=12, coarse_until=6, init_points=300, densify_from=2, densify_every=3, densify_until=10, densify_grad=1e-6)
+    init = initial_gaussians(views, cfg, np.random.default_rng(0), bounds=(1.5, 5.0))
+    straight = SplatTrainer(views, cfg, init)
+    sizes = []
+    for _ in range(cfg.iters):
+        sizes.append(straight._view(0)[1].shape[:2])
+        straight.train_step()
+    assert sizes == [(64, 64)] * 6 + [(128, 128)] * 6
+    first = SplatTrainer(views, cfg, init)
+    for _ in range(4):
+        first.train_step()
+    first.save(tmp_path)
+    resumed = SplatTrainer.load(tmp_path, views)
+    resumed.train(show_progress=False)
+    for k, v in straight.gaussians().tensors().items():
+        assert torch.equal(v, resumed.gaussians().tensors()[k]), k

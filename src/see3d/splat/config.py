@@ -12,6 +12,8 @@ from typing import Literal
 
 from see3d.config import check_fields
 
+COARSE_MIN_SIDE = 128  # coarse-to-fine needs images at least this large (64 px on the short side when halved)
+
 
 @dataclass
 class ReconstructConfig:
@@ -48,6 +50,12 @@ class ReconstructConfig:
     lr_scales: float = field(default=5e-3, metadata={"help": "learning rate of the log-scales"})
     lr_quats: float = field(default=1e-3, metadata={"help": "learning rate of the rotations"})
     sh_interval: int | None = field(default=None, metadata={"help": "steps between SH-degree increases (default iters/30)"})
+    # coarse-to-fine (CPU speed): early steps on 2x-downsampled images
+    coarse_until: int | None = field(
+        default=None,
+        metadata={"help": "steps rendered at half resolution before full resolution (default: iters/3 on the CPU rasterizer, 0 on gsplat; 0 = off; "
+                "never for images under 128 px)"},
+    )
     # adaptive density control
     sparse: bool = field(default=False, metadata={"help": "few input views: no densification, random background, scale regularisation"})
     densify: bool | None = field(default=None, metadata={"help": "clone/split/prune splats (default: on unless --sparse)"})
@@ -99,6 +107,16 @@ class ReconstructConfig:
         import dataclasses
 
         return dataclasses.replace(self, refine_cameras=bool(generated))
+
+    def coarse_steps(self, backend: str, width: int, height: int) -> int:
+        """Steps rendered at half resolution: ``coarse_until``, by default a third of the run on the CPU
+        rasterizer (each coarse step composites 4x fewer pixels) and none on gsplat (GPU steps are cheap).
+        Never for images under ``COARSE_MIN_SIDE`` pixels on their short side (too little left to fit)."""
+        if min(width, height) < COARSE_MIN_SIDE:
+            return 0
+        if self.coarse_until is not None:
+            return max(0, self.coarse_until)
+        return self.iters // 2 if backend == "cpu" else 0
 
     @property
     def lpips_start(self) -> int:

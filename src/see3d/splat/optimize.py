@@ -77,6 +77,19 @@ def initial_gaussians(
     return Gaussians.from_points(pts, cols, scales=scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
 
 
+def half_resolution(images: torch.Tensor, masks: torch.Tensor | None, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Views at half resolution for coarse-to-fine training: ``images (N, H, W, 3)`` averaged over 2x2
+    pixels (an odd last row/column is dropped), ``masks (N, H, W)`` kept where all four pixels are, and
+    intrinsics ``K (N, 3, 3)`` scaled by 1/2 (pixel ``j`` covers fine pixels ``2j, 2j + 1``, so the
+    +0.5 pixel-centre convention maps exactly)."""
+    small = torch.nn.functional.avg_pool2d(images.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1).contiguous()
+    small_masks = None
+    if masks is not None:
+        small_masks = (-torch.nn.functional.max_pool2d(-(masks.to(torch.float32)[:, None]), 2))[:, 0] > 0.5
+    scale = torch.tensor([0.5, 0.5, 1.0], dtype=K.dtype, device=K.device)
+    return small, small_masks, K * scale[None, :, None]
+
+
 class SplatTrainer:
     """Optimise splats on ``views``; :meth:`train` runs to ``cfg.iters``, :meth:`save` / :meth:`load` checkpoint."""
 
@@ -87,6 +100,8 @@ class SplatTrainer:
         self.images = torch.as_tensor(views.images, device=self.device)
         self.masks = None if views.masks is None else torch.as_tensor(views.masks, device=self.device)
         self.K, self.c2w = views.cameras.torch(device=self.device)
+        self.coarse_steps = cfg.coarse_steps(self.backend, views.cameras.width, views.cameras.height)
+        self._coarse: tuple | None = None  # half-resolution images, masks, K (made on first use)
         lrs = {
             "means": cfg.lr_means * self.extent,
             "quats": cfg.lr_quats,
@@ -152,9 +167,10 @@ class SplatTrainer:
         degree = min(cfg.sh_degree, self.step // cfg.sh_every)
         g = self.sp.gaussians()
         c2w = self.c2w[i] if self.poses is None else self.poses.apply(i, self.c2w[i])
-        out = render(g, self.K[i], self.views.cameras.width, self.views.cameras.height, c2w=c2w, background=bg, sh_degree=degree, backend=self.backend)
-        pred, target = out["rgb"], self.images[i]
-        mask = None if self.masks is None else self.masks[i]
+        K, target, mask = self._view(i)
+        width, height = target.shape[1], target.shape[0]
+        out = render(g, K, width, height, c2w=c2w, background=bg, sh_degree=degree, backend=self.backend)
+        pred = out["rgb"]
         p4, t4 = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
         if mask is None:
             l1 = (pred - target).abs().mean()
@@ -176,7 +192,7 @@ class SplatTrainer:
         with torch.no_grad():
             if self.step < until:
                 gr = out["means2d"].grad.reshape(-1, 2)
-                scale = torch.tensor([self.views.cameras.width / 2.0, self.views.cameras.height / 2.0], device=gr.device)
+                scale = torch.tensor([width / 2.0, height / 2.0], device=gr.device)
                 norms = (gr * scale).norm(dim=-1)
                 ids, vis = out["ids"], out["visible"]
                 self.grad_accum.index_add_(0, ids[vis], norms[vis])
@@ -202,6 +218,16 @@ class SplatTrainer:
         with torch.no_grad():
             psnr = float(-10 * torch.log10(mse.clamp_min(1e-10)))
         return {"loss": float(loss.detach()), "psnr": psnr, "num": len(self.sp)}
+
+    def _view(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(K (3, 3), image (H, W, 3), mask (H, W) or None)`` of training view ``i`` at this step's
+        resolution: half resolution for the first ``coarse_steps`` steps (coarse-to-fine), then full."""
+        if self.step >= self.coarse_steps:
+            return self.K[i], self.images[i], None if self.masks is None else self.masks[i]
+        if self._coarse is None:
+            self._coarse = half_resolution(self.images, self.masks, self.K)
+        images, masks, K = self._coarse
+        return K[i], images[i], None if masks is None else masks[i]
 
     def _lpips(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """LPIPS of ``(1, 3, H, W)`` images; with ``mask (H, W)`` the prediction is replaced by the target
