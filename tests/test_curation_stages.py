@@ -254,10 +254,21 @@ class _FakeDetector:
 
 def test_semantic_drops_clips_dominated_by_people():
     frames = np.zeros((10, 32, 32, 3), np.uint8)
-    cfg = SemanticConfig(frames=3, min_area=0.04, frames_drop=0.5)
+    cfg = SemanticConfig(frames=3, min_area=0.04, frames_drop=0.5, sure_score=0.95)
     assert analyse_semantic(frames, _FakeDetector({0, 1}, 0.2), cfg).drop  # 2 of 3 frames
-    assert not analyse_semantic(frames, _FakeDetector({0}, 0.2), cfg).drop  # 1 of 3
+    assert not analyse_semantic(frames, _FakeDetector({0}, 0.2), cfg).drop  # 1 of 3, not sure enough
     assert not analyse_semantic(frames, _FakeDetector({0, 1, 2}, 0.01), cfg).drop  # small, distant people
+
+
+def test_semantic_drops_a_clip_with_one_confident_person():
+    """A person seen in part of a clip (the athlete of a pole vault, in 1 of 3 checked frames) drops it
+    when the detection is confident; an unsure one in a single frame does not."""
+    frames = np.zeros((10, 32, 32, 3), np.uint8)
+    cfg = SemanticConfig(frames=3, min_area=0.04, frames_drop=0.5, sure_score=0.85)
+    sem = analyse_semantic(frames, _FakeDetector({1}, 0.2), cfg)  # score 0.9
+    assert sem.drop and "score 0.90" in sem.message
+    assert not analyse_semantic(frames, _FakeDetector({1}, 0.01), cfg).drop  # confident but tiny
+    assert not analyse_semantic(frames, _FakeDetector({1}, 0.2), SemanticConfig(frames=3, min_area=0.04, frames_drop=0.5, sure_score=0.95)).drop
 
 
 def test_maskrcnn_backend_loads_a_local_state_dict(tmp_path):
