@@ -16,8 +16,8 @@ import pytest
 from see3d import labels
 from see3d.curation import CurateConfig, curate
 
-TUNING_SEEDS = (0, 1)
-HELD_OUT_SEEDS = (2, 3)
+TUNING_SEEDS = (0, 1, 2)  # seed 2 was examined clip by clip (docs/curation.md)
+HELD_OUT_SEEDS = (3, 4)
 
 
 def _accuracy(tmp: Path, n: int, seed: int, workers: int = 0) -> tuple[float, list[str], set[str]]:
@@ -39,15 +39,16 @@ def _accuracy(tmp: Path, n: int, seed: int, workers: int = 0) -> tuple[float, li
 
 
 def test_synth_accuracy_small_set(tmp_path):
-    acc, wrong, reasons = _accuracy(tmp_path, n=10, seed=HELD_OUT_SEEDS[1])
+    acc, wrong, reasons = _accuracy(tmp_path, n=10, seed=HELD_OUT_SEEDS[0])
     assert reasons == {labels.OK, labels.DYNAMIC, labels.STATIC_CAMERA, labels.ROTATION_ONLY, labels.SMALL_MOTION, labels.TOO_SHORT}
     assert acc == 1.0, "\n".join(wrong)
 
 
 @pytest.mark.slow
 def test_synth_accuracy_on_a_held_out_50_clip_set(tmp_path):
-    acc, wrong, reasons = _accuracy(tmp_path, n=50, seed=HELD_OUT_SEEDS[0], workers=2)
+    acc, wrong, reasons = _accuracy(tmp_path, n=50, seed=HELD_OUT_SEEDS[1], workers=2)
     assert len(reasons) == 6
-    # the measured level (47-48/50, docs/curation.md); the 95% target is not met on this held-out seed
+    # measured 48/50 on this held-out seed (benchmarks/curate_accuracy.py --seed 4, docs/curation.md); the
+    # RANSAC draws derive from the file paths, so one clip of slack for the on-threshold spiral of the docs
     assert acc >= 0.94, "\n".join(wrong)
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))

@@ -37,6 +37,8 @@ class SemanticStats:
     occupied: float  # fraction of checked frames with enough dynamic-class area
     area: float  # mean covered fraction over checked frames
     labels: list[str]  # classes seen
+    top_score: float  # highest score of a detection over min_area (0: none)
+    top_label: str  # its class ("" when none)
     drop: bool
     message: str
 
@@ -48,10 +50,10 @@ def analyse_semantic(frames: np.ndarray, detector: Detector, cfg: SemanticConfig
     areas = np.array([min(1.0, sum(d.area for d in ds)) for ds in dets]) if dets else np.zeros(0)
     seen = sorted({d.label for ds in dets for d in ds})
     occupied = float(np.mean(areas >= cfg.min_area)) if len(areas) else 0.0
-    sure = [d for ds in dets for d in ds if d.score >= cfg.sure_score and d.area >= cfg.min_area]
-    drop = occupied > cfg.frames_drop or bool(sure)
+    best = max((d for ds in dets for d in ds if d.area >= cfg.min_area), key=lambda d: d.score, default=None)
+    top, top_label = (best.score, best.label) if best is not None else (0.0, "")
+    drop = occupied > cfg.frames_drop or top >= cfg.sure_score
     msg = f"{occupied:.0%} of {len(areas)} checked frames show {', '.join(seen) or 'no dynamic class'} over {cfg.min_area:.0%} of the image"
-    if sure and occupied <= cfg.frames_drop:
-        best = max(sure, key=lambda d: d.score)
-        msg = f"a {best.label} detected with score {best.score:.2f} (drop at {cfg.sure_score}); {msg}"
-    return SemanticStats(occupied, float(areas.mean()) if len(areas) else 0.0, seen, drop, msg)
+    if top >= cfg.sure_score and occupied <= cfg.frames_drop:
+        msg = f"a {top_label} detected with score {top:.2f} (drop at {cfg.sure_score}); {msg}"
+    return SemanticStats(occupied, float(areas.mean()) if len(areas) else 0.0, seen, top, top_label, drop, msg)
