@@ -7,7 +7,7 @@ per video (``clip_seconds`` 15).
 
 Usage::
 
-    python benchmarks/curate_accuracy.py --seed 4 [--n 50] [--workers 1] [--out /tmp/see3d_curate_accuracy] [--set dynamic.photo_ncc=-1 ...]
+    python benchmarks/curate_accuracy.py --seed 4 [--n 50] [--workers 1] [--out /tmp/see3d_curate_accuracy] [--flow raft --raft-weights P] [--set dynamic.photo_ncc=-1 ...]
 
 The rendered set in ``OUT/synth`` is reused by a later run with the same seed (the clips are checked
 against their labels); the RANSAC draws derive from the file paths, so ``--out`` is part of the command.
@@ -38,12 +38,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50, help="clips in the set")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("/tmp/see3d_curate_accuracy"))
+    ap.add_argument("--flow", default="dis", choices=["dis", "raft"], help="optical flow (raft needs --raft-weights)")
+    ap.add_argument("--raft-weights", type=Path, default=None, help="raft-small.pth")
     ap.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", help="change a stage option, e.g. dynamic.photo_ncc=-1 (repeatable)")
     args = ap.parse_args()
     shutil.rmtree(args.out / "curated", ignore_errors=True)
     t0 = time.time()
     records = write_labeled_set(args.out / "synth", n=args.n, seed=args.seed, size=256, n_frames=24, fps=2.0, workers=args.workers)
-    cfg = CurateConfig(workers=args.workers, progress=False)
+    cfg = CurateConfig(workers=args.workers, progress=False, flow=args.flow, raft_weights=args.raft_weights)
     cfg.sample.clip_seconds = 15.0
     cfg.sample.output_short_side = 64
     for item in args.set:
@@ -61,7 +63,7 @@ def main() -> None:
         if (got["decision"], got["reason"]) != (r["label"], r["reason"]):
             wrong.append(f"  {r['clip_id']} ({r['kind']}): {r['label']}/{r['reason']} -> {got['decision']}/{got['reason']}")
     tuning = " (tuning seed)" if args.seed in (0, 1, 2) else " (held out: not used for tuning)"
-    print(f"synth seed {args.seed}{tuning}{' with ' + ', '.join(args.set) if args.set else ''}: {len(records) - len(wrong)}/{len(records)} clips with the right decision and reason")
+    print(f"synth seed {args.seed}{tuning}{' with ' + ', '.join([f'flow={args.flow}', *args.set]) if args.set or args.flow != 'dis' else ''}: {len(records) - len(wrong)}/{len(records)} clips with the right decision and reason")
     print("\n".join(wrong) if wrong else "  no errors")
     print(f"wall time {time.time() - t0:.0f} s")
 
