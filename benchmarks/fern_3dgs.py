@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--init-points", type=int, default=60_000)
     ap.add_argument("--sh-degree", type=int, default=1)
     ap.add_argument("--max-gaussians", type=int, default=250_000)
-    ap.add_argument("--coarse-until", type=int, default=None, help="steps at half resolution (default: the library's, iters/2 on the CPU)")
+    ap.add_argument("--coarse-until", type=int, default=None, help="steps at half resolution (default: the library's, 2 iters/3 on the CPU)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (numba kernels use all cores)")
     ap.add_argument("--out", default="/tmp/see3d_fern_3dgs")
     ap.add_argument("--compare-rev", nargs="?", const=BEFORE_ISSUE_23, default=None, metavar="REV",

@@ -176,8 +176,8 @@ def test_half_resolution_maps_pixels_masks_and_intrinsics_exactly():
 
 def test_coarse_to_fine_schedule_and_resume(tmp_path):
     """The first ``coarse_until`` steps fit half-resolution views, the rest full resolution; the default
-    is half the run on the CPU rasterizer, none on gsplat or for small images; resume across the switch is exact."""
-    assert ReconstructConfig(iters=1000).coarse_steps("cpu", 504, 378) == 500
+    is two thirds of the run on the CPU rasterizer, none on gsplat or for small images; resume across the switch is exact."""
+    assert ReconstructConfig(iters=1000).coarse_steps("cpu", 504, 378) == 666
     assert ReconstructConfig(iters=1000).coarse_steps("gsplat", 504, 378) == 0
     assert ReconstructConfig(iters=1000).coarse_steps("cpu", 100, 300) == 0  # too small to halve
     assert ReconstructConfig(iters=1000, coarse_until=0).coarse_steps("cpu", 504, 378) == 0

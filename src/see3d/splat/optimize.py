@@ -7,6 +7,8 @@ scale penalty for sparse inputs. With ``refine_cameras`` a rigid correction per 
 (:mod:`see3d.splat.poses`). Adam with one learning rate per
 parameter; the position learning rate decays exponentially and is scaled by the scene extent. One
 training view per step, in reshuffled epochs. Adaptive density control: :mod:`see3d.splat.densify`.
+Coarse-to-fine: on the CPU rasterizer the first ``cfg.coarse_steps`` steps fit 2x-downsampled views
+(:func:`half_resolution`), which composites 4x fewer pixels per step.
 
 Checkpoints are ``checkpoint.safetensors`` (parameters, Adam moments, densification statistics,
 torch RNG state) plus ``checkpoint.json`` (step, config, numpy RNG state); both written atomically.
