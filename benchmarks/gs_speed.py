@@ -2,7 +2,9 @@
 
 For several splat counts and resolutions, prints the render time per frame (forward only) and the
 training steps per second (render + L1 loss + backward + Adam step) of the fast CPU path; of the same
-path with the previous pure-torch projection (``old``: numba compositing only, as before issue 23) and
+path with the previous pure-torch projection (``old``: today's numba compositing behind the torch projection of
+before issue 23, so the ratio isolates the projection pass; the whole pre-issue-23 code against today's is
+``benchmarks/fern_3dgs.py --compare-rev``) and
 of the dense torch reference, measured in the same run (ratios = other / fast; new and old are timed
 alternately and their ratio is the median of the per-pair ratios, so load changes on a shared machine
 affect both alike). The reference is
