@@ -75,6 +75,10 @@ class ReconstructConfig:
     lr_pose_trans: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera translation corrections, times the scene extent"})
     pose_start: int | None = field(default=None, metadata={"help": "first step that moves the cameras (default iters/10)"})
     pose_warmup: int | None = field(default=None, metadata={"help": "steps of linear learning-rate warm-up for the cameras (default iters/10)"})
+    pose_gauge: Literal["datum", "fixed"] = field(
+        default="datum",
+        metadata={"help": "datum: correct every camera, then express splats and cameras in view 0's given frame; fixed: never correct view 0 (slower to settle)"},
+    )
     # bookkeeping
     checkpoint_every: int = field(default=1000, metadata={"min": 0, "help": "steps between checkpoints (0 = only at the end)"})
 
