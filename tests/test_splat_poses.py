@@ -209,11 +209,12 @@ def test_perturb_c2w_moves_cameras_by_the_asked_amount():
     np.testing.assert_allclose(np.linalg.norm(out[1:, :3, 3] - cams.c2w[1:, :3, 3], axis=1), 0.05, rtol=1e-9)
 
 
-@pytest.mark.slow  # ~45 s of CPU time (3.5 min wall on the loaded 2-core machine)
+@pytest.mark.slow  # ~1 min of CPU time (several minutes wall on the loaded 2-core machine)
 def test_refinement_recovers_perturbed_cameras_on_a_synthetic_scene():
     """A see3d.synth scene; training cameras (view 0 excepted: the gauge) rotated 1-2 degrees and moved 2% of
-    the scene extent. Refinement must bring the rotations back (after the one global rotation the gauge leaves
-    free) and beat the unrefined fit on held-out views. The full-size figures: benchmarks/pose_refine.py."""
+    the scene extent. Refinement must bring the rotations back as they come out (no alignment: the result is
+    in view 0's frame) and beat the unrefined fit on held-out views at their true cameras. The full-size
+    figures: benchmarks/pose_refine.py."""
     from see3d.io.cameras import Cameras
     from see3d.splat.init import scene_extent
     from see3d.splat.reconstruct import evaluate
@@ -225,20 +226,19 @@ def test_refinement_recovers_perturbed_cameras_on_a_synthetic_scene():
     train, test = views[[0, 1, 2, 4, 5, 6, 8, 9]], views[[3, 7]]
     moved = train[:]
     moved.cameras = Cameras(train.cameras.K, perturb_c2w(train.cameras.c2w, (1.0, 2.0), 0.02 * scene_extent(train), rng), 48, 36)
-    true_R = train.cameras.c2w[:, :3, :3]
 
     def rot_err(c2w):
-        u, _, vt = np.linalg.svd(np.einsum("nij,nkj->ik", true_R, c2w[:, :3, :3]))
-        d = u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt
-        return rotation_angle_deg(np.swapaxes(true_R, 1, 2) @ (d @ c2w[:, :3, :3]))
+        return rotation_angle_deg(np.swapaxes(train.cameras.c2w[:, :3, :3], 1, 2) @ c2w[:, :3, :3])
 
-    before = rot_err(moved.cameras.c2w)
     psnr = {}
     for refine in (False, True):
         cfg = ReconstructConfig(iters=400, sh_degree=0, init="depth", init_points=4000, checkpoint_every=0, refine_cameras=refine)
         tr = SplatTrainer(moved, cfg, initial_gaussians(moved, cfg, np.random.default_rng(0)))
-        psnr[refine] = evaluate(tr.train(show_progress=False), test, cfg)["psnr"]
-    after = rot_err(tr.refined_c2w())
-    assert before.mean() > 1.0
-    assert after.mean() < 0.35 * before.mean(), (before, after)
-    assert psnr[True] > psnr[False] + 2.0, psnr
+        psnr[refine] = evaluate(tr.train(show_progress=False), test, cfg.background)["psnr"]
+    before, after = rot_err(moved.cameras.c2w), rot_err(tr.refined_c2w())
+    print("rotation error before", before, "after", after, "held-out PSNR", psnr)
+    assert before[1:].min() > 0.99
+    np.testing.assert_allclose(tr.refined_c2w()[0], train.cameras.c2w[0], atol=1e-6)  # the gauge: view 0 as given
+    # measured: mean 1.44 -> 0.45 deg, max 2.00 -> 0.97 (the error grows along the arc away from view 0)
+    assert after.mean() < 0.4 * before.mean() and after.max() < 0.6 * before.max(), (before, after)
+    assert psnr[True] > psnr[False] + 3.0, psnr

@@ -3,12 +3,12 @@
 Generated views are rendered from nominal cameras but their content is only approximately consistent
 with them; a small rigid correction per view absorbs that misalignment instead of blurring the splats.
 
-The refined camera of view ``i`` is ``c2w_i @ exp([rho_i, omega_i])``: a rotation ``omega`` (axis-angle,
-radians) about the camera's own centre and a translation ``rho`` along its own axes (world units), both
-zero at the start. View 0 fixes the gauge: results are expressed in the frame of the first input camera
-(see ``PoseCorrections``' ``gauge``). Corrections get their own Adam optimiser, learning rates (rotation in radians, translation
-times the scene extent), a start step and a linear warm-up, so the splats roughly fit the views before
-the cameras move.
+The refined camera of view ``i`` is ``c2w_i @ T(p_i) exp([u_i rho_i, omega_i]) T(-p_i)``: a rotation
+``omega`` (axis-angle, radians) about the pivot ``p_i = (0, 0, d_i)`` of the camera's frame (``d_i`` the
+median depth of the initial splats it sees; the centre when none) and a translation ``rho`` along its own
+axes in units ``u_i = d_i`` (the scene extent without a pivot), both zero at the start. View 0 fixes the
+gauge: results are expressed in the frame and scale of the first input camera (see ``PoseCorrections``'
+``gauge``). Corrections get their own Adam optimiser, learning rates, a start step and a linear warm-up.
 
 The exponential map is written here (a few lines, closed form with Taylor terms near zero, exact autograd)
 rather than taken from lietorch or pypose: both are large dependencies (lietorch builds CUDA extensions)
@@ -71,8 +71,8 @@ class PoseCorrections:
 
     Args:
         n: number of training views.
-        extent: scene extent (translation learning rate is ``lr_trans * extent``).
-        lr_rot, lr_trans: peak Adam learning rates (rad, extent units).
+        extent: scene extent (the translation unit of cameras without a pivot).
+        lr_rot, lr_trans: peak Adam learning rates (rad; pivot depths, or extents without a pivot).
         start, warmup: first step that moves the cameras, steps of the linear ramp to the peak rate;
             the rate then decays exponentially to 1% of the peak at ``iters``.
         gauge: how view 0 fixes the frame. ``"fixed"``: view 0 is never corrected (its image alone has to
