@@ -71,10 +71,14 @@ class ReconstructConfig:
     refine_cameras: bool | None = field(
         default=None, metadata={"help": "optimise a rigid correction per training view with the splats (default: on for `see3d generate` output, off for calibrated datasets)"}
     )
-    lr_pose_rot: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera rotation corrections (radians)"})
-    lr_pose_trans: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera translation corrections, times the scene extent"})
-    pose_start: int | None = field(default=None, metadata={"help": "first step that moves the cameras (default iters/10)"})
-    pose_warmup: int | None = field(default=None, metadata={"help": "steps of linear learning-rate warm-up for the cameras (default iters/10)"})
+    lr_pose_rot: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera rotation corrections (radians, about a pivot at the median scene depth ahead of each camera)"})
+    lr_pose_trans: float = field(default=2e-3, metadata={"help": "peak learning rate of the camera translation corrections, times the pivot depth (the scene extent for a camera that sees no splats)"})
+    pose_start: int | None = field(default=None, metadata={"help": "first step that moves the cameras (default 0: before the splats settle around the nominal ones)"})
+    pose_warmup: int | None = field(default=None, metadata={"help": "steps of linear learning-rate warm-up for the cameras (default iters/20)"})
+    pose_gauge: Literal["datum", "fixed"] = field(
+        default="datum",
+        metadata={"help": "datum: correct every camera, then express splats and cameras in view 0's given frame; fixed: never correct view 0 (slower to settle)"},
+    )
     # bookkeeping
     checkpoint_every: int = field(default=1000, metadata={"min": 0, "help": "steps between checkpoints (0 = only at the end)"})
 
@@ -126,8 +130,8 @@ class ReconstructConfig:
     @property
     def pose_schedule(self) -> tuple[int, int]:
         """(start, warm-up steps) of the camera corrections."""
-        start = self.iters // 10 if self.pose_start is None else self.pose_start
-        warm = max(1, self.iters // 10) if self.pose_warmup is None else max(1, self.pose_warmup)
+        start = 0 if self.pose_start is None else self.pose_start
+        warm = max(1, self.iters // 20) if self.pose_warmup is None else max(1, self.pose_warmup)
         return start, warm
 
     @property

@@ -34,7 +34,7 @@ from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
-from see3d.splat.poses import PoseCorrections
+from see3d.splat.poses import PoseCorrections, pivot_depths
 from see3d.splat.rasterize import render, resolve_splat_placement
 
 log = get_logger(__name__)
@@ -121,7 +121,8 @@ class SplatTrainer:
         self.poses: PoseCorrections | None = None
         if cfg.refine_cameras:
             start, warm = cfg.pose_schedule
-            self.poses = PoseCorrections(len(views), self.extent, cfg.lr_pose_rot, cfg.lr_pose_trans, start, warm, cfg.iters, self.device)
+            piv = pivot_depths(init.means, self.c2w.cpu(), self.K.cpu(), views.cameras.width, views.cameras.height)
+            self.poses = PoseCorrections(len(views), self.extent, cfg.lr_pose_rot, cfg.lr_pose_trans, start, warm, cfg.iters, self.device, cfg.pose_gauge, piv)
         self.step = 0
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -257,8 +258,14 @@ class SplatTrainer:
         return self.gaussians()
 
     def gaussians(self, device: str | torch.device = "cpu") -> Gaussians:
-        """The current splats (detached copies on ``device``; the trainer's own device is ``self.device``)."""
-        return self.sp.gaussians().detach().to(device).clone()
+        """The current splats (detached copies on ``device``; the trainer's own device is ``self.device``), in
+        the frame of :meth:`refined_c2w` (view 0's, with camera refinement)."""
+        g = self.sp.gaussians().detach().to(device).clone()
+        if self.poses is None or self.poses.gauge != "datum":
+            return g
+        from see3d.splat.transform import transform_gaussians
+
+        return transform_gaussians(g, self.poses.datum(self.c2w))
 
     def refined_c2w(self) -> np.ndarray:
         """(N, 4, 4) training cameras (OpenCV c2w) with the learned corrections (the nominal ones without refinement)."""
@@ -267,7 +274,7 @@ class SplatTrainer:
 
     def pose_report(self) -> list[dict]:
         """Per training view: the learned correction (rotation in degrees, translation); empty without refinement."""
-        return [] if self.poses is None else self.poses.report(self.views.names, self.extent)
+        return [] if self.poses is None else self.poses.report(self.views.names, self.c2w, self.extent)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, out_dir: str | Path) -> Path:

@@ -3,12 +3,12 @@
 Generated views are rendered from nominal cameras but their content is only approximately consistent
 with them; a small rigid correction per view absorbs that misalignment instead of blurring the splats.
 
-The refined camera of view ``i`` is ``c2w_i @ exp([rho_i, omega_i])``: a rotation ``omega`` (axis-angle,
-radians) about the camera's own centre and a translation ``rho`` along its own axes (world units), both
-zero at the start. View 0 is never corrected (it fixes the gauge: the splats stay in the frame of the first
-input camera). Corrections get their own Adam optimiser, learning rates (rotation in radians, translation
-times the scene extent), a start step and a linear warm-up, so the splats roughly fit the views before
-the cameras move.
+The refined camera of view ``i`` is ``c2w_i @ T(p_i) exp([u_i rho_i, omega_i]) T(-p_i)``: a rotation
+``omega`` (axis-angle, radians) about the pivot ``p_i = (0, 0, d_i)`` of the camera's frame (``d_i`` the
+median depth of the initial splats it sees; the centre when none) and a translation ``rho`` along its own
+axes in units ``u_i = d_i`` (the scene extent without a pivot), both zero at the start. View 0 fixes the
+gauge: results are expressed in the frame and scale of the first input camera (see ``PoseCorrections``'
+``gauge``). Corrections get their own Adam optimiser, learning rates, a start step and a linear warm-up.
 
 The exponential map is written here (a few lines, closed form with Taylor terms near zero, exact autograd)
 rather than taken from lietorch or pypose: both are large dependencies (lietorch builds CUDA extensions)
@@ -71,18 +71,38 @@ class PoseCorrections:
 
     Args:
         n: number of training views.
-        extent: scene extent (translation learning rate is ``lr_trans * extent``).
-        lr_rot, lr_trans: peak Adam learning rates (rad, extent units).
+        extent: scene extent (the translation unit of cameras without a pivot).
+        lr_rot, lr_trans: peak Adam learning rates (rad; pivot depths, or extents without a pivot).
         start, warmup: first step that moves the cameras, steps of the linear ramp to the peak rate;
             the rate then decays exponentially to 1% of the peak at ``iters``.
-        fix_first: keep view 0 as given (the gauge while training; off when aligning held-out views).
+        gauge: how view 0 fixes the frame. ``"fixed"``: view 0 is never corrected (its image alone has to
+            pull the whole scene into its frame, a slow, weakly constrained motion). ``"datum"``: every view
+            is corrected while training (the photometric loss does not see a common rigid motion of scene
+            and cameras, so nothing holds the optimisation back along it), and results are expressed in
+            view 0's frame: :meth:`datum` is the rigid world motion that brings view 0's refined camera back
+            to its given one, applied to every refined camera and to the splats on the way out (free network
+            adjustment followed by a datum transformation, as in bundle adjustment). ``"none"``: every view
+            corrected, no datum (aligning held-out views to frozen splats).
+        pivots: ``(N,)`` depth along each camera's optical axis of the point its correction rotates about
+            (default 0: the camera centre). At the scene's depth, the rotation coordinates move the camera
+            around what it sees (parallax only, weakly constrained) and the translation coordinates shift
+            the image: Adam's per-coordinate step sizes then act on the weak and strong directions
+            separately instead of on mixtures of both (about the centre, a rotation and the translation
+            that nearly cancels its image shift must move together, which Adam does slowly).
     """
 
-    def __init__(self, n: int, extent: float, lr_rot: float, lr_trans: float, start: int, warmup: int, iters: int, device=None, fix_first: bool = True):
-        self.fix_first = fix_first
+    def __init__(
+        self, n: int, extent: float, lr_rot: float, lr_trans: float, start: int, warmup: int, iters: int, device=None, gauge: str = "datum", pivots=None
+    ):
+        if gauge not in ("fixed", "datum", "none"):
+            raise ValueError(f"gauge must be 'fixed', 'datum' or 'none', got {gauge!r}")
+        self.gauge = gauge
+        self.pivots = torch.zeros(n, device=device) if pivots is None else torch.as_tensor(pivots, dtype=torch.float32, device=device).reshape(n)
+        # translation unit per view: its pivot depth (then both coordinates are angles seen from the pivot) or the extent
+        self.unit = torch.where(self.pivots > 0, self.pivots, torch.full_like(self.pivots, float(extent)))
         self.rot = torch.zeros(n, 3, device=device, requires_grad=True)
         self.trans = torch.zeros(n, 3, device=device, requires_grad=True)
-        self.peak = {"rot": float(lr_rot), "trans": float(lr_trans) * float(extent)}
+        self.peak = {"rot": float(lr_rot), "trans": float(lr_trans)}
         self.start, self.warmup, self.iters = int(start), max(1, int(warmup)), int(iters)
         self.optimizer = torch.optim.Adam(
             [{"params": [self.rot], "lr": 0.0, "name": "rot"}, {"params": [self.trans], "lr": 0.0, "name": "trans"}], eps=1e-15
@@ -100,11 +120,22 @@ class PoseCorrections:
         return ramp * math.exp(t * math.log(0.01))
 
     def apply(self, i: int, c2w: torch.Tensor) -> torch.Tensor:
-        """The refined (4, 4) camera-to-world of view ``i`` (differentiable in the correction; view 0 as given)."""
-        if i == 0 and self.fix_first:
+        """The (4, 4) camera-to-world view ``i`` is rendered from while training (differentiable in the
+        correction; view 0 as given with ``gauge="fixed"``)."""
+        if i == 0 and self.gauge == "fixed":
             return c2w
-        xi = torch.cat([self.trans[i], self.rot[i]])[None].to(c2w.dtype)
-        return c2w @ se3_exp(xi)[0]
+        xi = torch.cat([self.trans[i] * self.unit[i], self.rot[i]])[None].to(c2w.dtype)
+        return c2w @ self._about_pivot(se3_exp(xi), self.pivots[i : i + 1].to(c2w.dtype))[0]
+
+    @staticmethod
+    def _about_pivot(E: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """``(N, 4, 4)`` corrections ``E`` taken about the points ``(0, 0, depth)`` of each camera's frame:
+        ``T(p) E T(-p)`` (the same rigid motion family, another origin for its rotation)."""
+        out = E.clone()
+        p = torch.zeros(E.shape[0], 3, dtype=E.dtype, device=E.device)
+        p[:, 2] = depth
+        out[:, :3, 3] = E[:, :3, 3] + p - (E[:, :3, :3] @ p[..., None])[..., 0]
+        return out
 
     def step(self, step: int) -> None:
         """One Adam step of the corrections at the scheduled rate (no-op before ``start``), then zero the grads."""
@@ -116,19 +147,54 @@ class PoseCorrections:
         self.optimizer.zero_grad(set_to_none=True)
 
     @torch.no_grad()
-    def refined(self, c2w: torch.Tensor) -> torch.Tensor:
-        """(N, 4, 4) nominal camera-to-world -> refined ones (view 0 unchanged)."""
-        xi = torch.cat([self.trans, self.rot], -1).to(c2w.dtype)
-        if self.fix_first:
+    def _corrections(self, dtype=torch.float64) -> torch.Tensor:
+        """(N, 4, 4) correction transforms (identity for view 0 with ``gauge="fixed"``)."""
+        xi = torch.cat([self.trans * self.unit[:, None], self.rot], -1).detach().to(dtype)
+        if self.gauge == "fixed":
             xi[0] = 0
-        return c2w @ se3_exp(xi)
+        return self._about_pivot(se3_exp(xi), self.pivots.detach().to(dtype))
 
     @torch.no_grad()
-    def report(self, names: list[str], extent: float) -> list[dict]:
-        """Per view: the correction's rotation (degrees) and translation (world units and % of the extent)."""
-        rot = rotation_angle_deg(se3_exp(torch.cat([torch.zeros_like(self.rot), self.rot], -1).double())[:, :3, :3])
-        xi = torch.cat([self.trans, self.rot], -1).double()
-        t = se3_exp(xi)[:, :3, 3].norm(dim=-1).cpu().numpy()
+    def datum(self, c2w: torch.Tensor) -> torch.Tensor:
+        """(4, 4) similarity ``A`` (top-left block ``s R``) taking the training frame to the output frame, given
+        the nominal camera-to-world ``c2w (N, 4, 4)``; identity unless ``gauge="datum"``.
+
+        ``A`` is the rigid motion that returns view 0's refined camera to its nominal one, then the scaling
+        about view 0's centre that gives the refined centres the nominal ones' RMS distance to it (the
+        photometric loss fixes neither; the nominal cameras' baseline is the scale they were given in)."""
+        c2w = c2w.detach().to(torch.float64)
+        eye = torch.eye(4, dtype=torch.float64, device=c2w.device)
+        if self.gauge != "datum":
+            return eye
+        raw = c2w @ self._corrections().to(c2w.device)
+        rigid = c2w[0] @ torch.linalg.inv(raw[0])
+        c0 = c2w[0, :3, 3]
+        d_nom = (c2w[1:, :3, 3] - c0).norm(dim=-1)
+        d_ref = ((rigid @ raw)[1:, :3, 3] - c0).norm(dim=-1)
+        s = float(d_nom.square().mean().sqrt() / d_ref.square().mean().sqrt()) if len(c2w) > 1 and float(d_ref.max()) > 1e-12 else 1.0
+        scale = eye.clone()
+        scale[:3, :3] *= s
+        scale[:3, 3] = (1 - s) * c0
+        return scale @ rigid
+
+    @torch.no_grad()
+    def refined(self, c2w: torch.Tensor) -> torch.Tensor:
+        """(N, 4, 4) nominal camera-to-world -> refined ones in the output frame (view 0 unchanged unless
+        ``gauge="none"``), float64."""
+        c2w = c2w.detach().to(torch.float64)
+        out = apply_similarity(self.datum(c2w), c2w @ self._corrections().to(c2w.device))
+        if self.gauge != "none":
+            out[0] = c2w[0]  # equal up to rounding with "datum"; exactly, by definition
+        return out
+
+    @torch.no_grad()
+    def report(self, names: list[str], c2w: torch.Tensor, extent: float) -> list[dict]:
+        """Per view: the correction from nominal ``c2w (N, 4, 4)`` to the refined camera (rotation in degrees
+        about the camera centre, centre displacement in world units and % of the extent)."""
+        c2w = c2w.detach().to(torch.float64)
+        ref = self.refined(c2w)
+        rot = rotation_angle_deg(c2w[:, :3, :3].transpose(1, 2) @ ref[:, :3, :3])
+        t = (ref[:, :3, 3] - c2w[:, :3, 3]).norm(dim=-1).cpu().numpy()
         return [
             {"view": n, "rotation_deg": float(r), "translation": float(d), "translation_pct_extent": float(100 * d / extent)}
             for n, r, d in zip(names, rot, t)
@@ -136,7 +202,7 @@ class PoseCorrections:
 
     # ------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        out = {"pose/rot": self.rot.detach().cpu(), "pose/trans": self.trans.detach().cpu()}
+        out = {"pose/rot": self.rot.detach().cpu(), "pose/trans": self.trans.detach().cpu(), "pose/pivots": self.pivots.cpu()}
         for grp in self.optimizer.param_groups:
             st = self.optimizer.state.get(grp["params"][0])
             if st:
@@ -149,6 +215,9 @@ class PoseCorrections:
         with torch.no_grad():
             self.rot.copy_(tensors["pose/rot"])
             self.trans.copy_(tensors["pose/trans"])
+            if "pose/pivots" in tensors:
+                self.pivots.copy_(tensors["pose/pivots"])
+                self.unit = torch.where(self.pivots > 0, self.pivots, self.unit)
         for grp in self.optimizer.param_groups:
             key = f"pose_adam/{grp['name']}"
             if f"{key}/exp_avg" in tensors:
@@ -158,6 +227,31 @@ class PoseCorrections:
                     "exp_avg": tensors[f"{key}/exp_avg"].to(p.device),
                     "exp_avg_sq": tensors[f"{key}/exp_avg_sq"].to(p.device),
                 }
+
+
+def pivot_depths(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``(N,)`` median depth of ``points (P, 3)`` seen by each camera (``c2w (N, 4, 4)``, ``K (N, 3, 3)``,
+    OpenCV): the pivot of its correction (:class:`PoseCorrections`). 0 for a camera that sees none."""
+    pts = points.detach().to(torch.float64)
+    out = torch.zeros(len(c2w), dtype=torch.float64)
+    for i in range(len(c2w)):
+        w2c = torch.linalg.inv(c2w[i].detach().to(torch.float64))
+        cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
+        z = cam[:, 2]
+        uv = cam[:, :2] / z.clamp_min(1e-9)[:, None] @ K[i, :2, :2].to(torch.float64).T + K[i, :2, 2].to(torch.float64)
+        seen = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+        if seen.any():
+            out[i] = z[seen].median()
+    return out
+
+
+def apply_similarity(A: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
+    """Cameras ``c2w (..., 4, 4)`` moved by the similarity ``A (4, 4)`` (top-left block ``s R``): centres
+    mapped by ``A``, rotations composed with ``R`` (still orthonormal)."""
+    out = A @ c2w
+    s = torch.linalg.det(A[:3, :3]).abs() ** (1 / 3)
+    out[..., :3, :3] = out[..., :3, :3] / s
+    return out
 
 
 def perturb_c2w(c2w: np.ndarray, rot_deg: tuple[float, float], trans: float, rng: np.random.Generator, keep_first: bool = True) -> np.ndarray:
@@ -184,7 +278,7 @@ def align_cameras(gaussians, views, steps: int = 100, lr: float = 2e-3, extent: 
 
     g = gaussians.detach()
     K, c2w = views.cameras.torch(dtype=g.means.dtype)
-    pc = PoseCorrections(len(views), extent, lr, lr, start=0, warmup=max(1, steps // 10), iters=steps, fix_first=False)
+    pc = PoseCorrections(len(views), extent, lr, lr, start=0, warmup=max(1, steps // 10), iters=steps, gauge="none")
     images = torch.as_tensor(views.images, dtype=g.means.dtype)
     bg = torch.as_tensor(background, dtype=g.means.dtype)
     for step in range(steps):
