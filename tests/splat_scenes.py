@@ -35,3 +35,25 @@ def synthetic_views(n_views: int = 6, width: int = 32, height: int = 24, n_splat
     cams = orbit_cameras(n_views, width, height)
     imgs = [render(gt, cams.K[i], width, height, c2w=cams.c2w[i], background=[1, 1, 1], backend="cpu")["rgb"].numpy() for i in range(n_views)]
     return Views(np.clip(np.stack(imgs), 0, 1), cams), gt
+
+
+def assert_resume_is_exact(views: Views, cfg, init: Gaussians, split_at: int, tmp_path, straight=None):
+    """Train ``cfg.iters`` steps straight (unless ``straight`` is a trainer already trained), and again with a
+    checkpoint at ``split_at`` and a resume from it; asserts identical splats. Returns (straight, resumed)."""
+    from see3d.splat.optimize import SplatTrainer
+
+    if straight is None:
+        straight = SplatTrainer(views, cfg, init)
+        straight.train(show_progress=False)
+    first = SplatTrainer(views, cfg, init)
+    for _ in range(split_at):
+        first.train_step()
+    first.save(tmp_path)
+    resumed = SplatTrainer.load(tmp_path, views)
+    assert resumed.step == split_at
+    resumed.train(show_progress=False)
+    a, b = straight.gaussians(), resumed.gaussians()
+    assert len(a) == len(b)
+    for k, v in a.tensors().items():
+        assert torch.equal(v, b.tensors()[k]), k
+    return straight, resumed

@@ -11,7 +11,7 @@ from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.optimize import SplatTrainer, initial_gaussians
-from splat_scenes import synthetic_views
+from splat_scenes import assert_resume_is_exact, synthetic_views
 
 
 @pytest.fixture(scope="module")
@@ -81,21 +81,11 @@ def test_checkpoint_resume_continues_identically(scene, tmp_path):
     # a schedule with densification, an opacity reset and SH increases inside both halves
     cfg = _cfg(iters=60, densify_from=5, densify_every=10, densify_until=50, opacity_reset_every=25, sh_interval=20, densify_grad=1e-5)
     init = initial_gaussians(views, cfg, np.random.default_rng(0), bounds=(1.5, 5.0))
-    straight = SplatTrainer(views, cfg, init)
-    straight.train(show_progress=False)
-
     first = SplatTrainer(views, cfg, init)
     for _ in range(30):
         first.train_step()
-    first.save(tmp_path)
-    assert len(first.sp) != len(init)  # densification happened before the checkpoint
-    resumed = SplatTrainer.load(tmp_path, views)
-    assert resumed.step == 30
-    resumed.train(show_progress=False)
-    a, b = straight.gaussians(), resumed.gaussians()
-    assert len(a) == len(b)
-    for k, v in a.tensors().items():
-        assert torch.equal(v, b.tensors()[k]), k
+    assert len(first.sp) != len(init)  # densification happens before the checkpoint
+    assert_resume_is_exact(views, cfg, init, 30, tmp_path)
 
 
 def test_bad_input_errors(scene, tmp_path):
@@ -190,11 +180,4 @@ def test_coarse_to_fine_schedule_and_resume(tmp_path):
         sizes.append(straight._view(0)[1].shape[:2])
         straight.train_step()
     assert sizes == [(64, 64)] * 6 + [(128, 128)] * 6
-    first = SplatTrainer(views, cfg, init)
-    for _ in range(4):
-        first.train_step()
-    first.save(tmp_path)
-    resumed = SplatTrainer.load(tmp_path, views)
-    resumed.train(show_progress=False)
-    for k, v in straight.gaussians().tensors().items():
-        assert torch.equal(v, resumed.gaussians().tensors()[k]), k
+    assert_resume_is_exact(views, cfg, init, 4, tmp_path, straight=straight)
