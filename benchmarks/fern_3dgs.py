@@ -111,7 +111,7 @@ def fit(args, label: str = "current CPU path") -> dict:
         max_gaussians=args.max_gaussians,
         sparse=sparse,
         checkpoint_every=0,
-        coarse_until=getattr(args, "coarse_until", None),
+        coarse_until=args.coarse_until,
     )
     t0, c0 = time.time(), time.process_time()
     summary = reconstruct(data, args.out, cfg, holdout_every=8, train_views=list(split.train), show_progress=True)

@@ -232,13 +232,13 @@ class PoseCorrections:
 def pivot_depths(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """``(N,)`` median depth of ``points (P, 3)`` seen by each camera (``c2w (N, 4, 4)``, ``K (N, 3, 3)``,
     OpenCV): the pivot of its correction (:class:`PoseCorrections`). 0 for a camera that sees none."""
-    pts = points.detach().to(torch.float64)
+    from see3d.geometry.projection import project_points
+
+    pts = points.detach().to(torch.float64)[None]
     out = torch.zeros(len(c2w), dtype=torch.float64)
-    for i in range(len(c2w)):
-        w2c = torch.linalg.inv(c2w[i].detach().to(torch.float64))
-        cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
-        z = cam[:, 2]
-        uv = cam[:, :2] / z.clamp_min(1e-9)[:, None] @ K[i, :2, :2].to(torch.float64).T + K[i, :2, 2].to(torch.float64)
+    for i in range(len(c2w)):  # one camera at a time: (P, 3) points per view, not (N, P, 3)
+        uv, z = project_points(pts, K[i : i + 1].detach().to(torch.float64), c2w[i : i + 1].detach().to(torch.float64))
+        uv, z = uv[0], z[0]
         seen = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
         if seen.any():
             out[i] = z[seen].median()

@@ -26,6 +26,14 @@ _C3 = np.array(SH_C3, np.float64)
 
 
 @njit(cache=True, inline="always")
+def alpha_reach2(opacity) -> float:
+    """``r2`` of the ellipse ``d^T conic d <= r2`` where a splat of ``opacity`` reaches alpha >= ALPHA_MIN
+    (1/255): ``2 ln(255 opacity)``, 0 when it reaches it nowhere (numba twin of the rule in
+    :func:`see3d.splat.project.alpha_rects`; the compositing kernels' tile test uses it too)."""
+    return max(2.0 * math.log(255.0 * opacity), 0.0) if opacity > 0 else 0.0
+
+
+@njit(cache=True, inline="always")
 def _basis(x, y, z, degree, B, dB):
     """SH basis values ``B (16,)`` and their derivatives ``dB (16, 3)`` along unit direction (x, y, z)."""
     B[0] = SH_C0
@@ -168,7 +176,7 @@ def _forward(means, quats, log_scales, logits, sh, R, t, cc, cam, lims, eps2d, n
             ca, cb, ccn = float(o_con[g, 0]), float(o_con[g, 1]), float(o_con[g, 2])
             op = float(o_op[g])
             dt = ca * ccn - cb * cb
-            r2 = max(2.0 * math.log(255.0 * op), 0.0) if op > 0 else 0.0
+            r2 = alpha_reach2(op)
             ex = math.sqrt(r2 * max(ccn / dt, 0.0)) * 1.001 + 1e-3
             ey = math.sqrt(r2 * max(ca / dt, 0.0)) * 1.001 + 1e-3
             mx, my = float(o_m2d[g, 0]), float(o_m2d[g, 1])

@@ -28,6 +28,7 @@ import torch
 from numba import njit, prange
 
 from see3d.splat.project import ALPHA_MAX, ALPHA_MIN, T_MIN
+from see3d.splat.project_cpu import alpha_reach2
 
 TILE = 16
 MIN_TILES_PER_THREAD = 8  # below this, thread wake-ups cost more than they save
@@ -43,15 +44,6 @@ def _numba_threads_for(num_tiles: int):
         yield
     finally:
         numba.set_num_threads(old)
-
-
-@njit(cache=True, inline="always")
-def _reach2(opacity) -> float:
-    """Squared Mahalanobis radius ``r2`` of the alpha >= ALPHA_MIN ellipse ``d^T conic d <= r2``, inflated so
-    rounding never drops a contributing pixel (the per-pixel alpha test still decides); < 0 when none."""
-    if opacity * 255.0 <= 1.0:
-        return -1.0
-    return 2.0 * math.log(255.0 * opacity) * 1.001 + 1e-3
 
 
 @njit(cache=True, inline="always")
@@ -97,7 +89,7 @@ def _bin_tiles(rects: np.ndarray, order: np.ndarray, means2d, conics, opac, widt
                 continue
             tx0, tx1, ty0, ty1 = x0 // tile, x1 // tile, y0 // tile, y1 // tile
             single = tx0 == tx1 and ty0 == ty1
-            r2 = _reach2(opac[g])
+            r2 = alpha_reach2(opac[g]) * 1.001 + 1e-3  # inflated: rounding never drops a contributing pixel
             mx, my = means2d[g, 0], means2d[g, 1]
             ca, cb, cc = conics[g, 0], conics[g, 1], conics[g, 2]
             for ty in range(ty0, ty1 + 1):
