@@ -36,8 +36,8 @@ Thresholds: the official rule (drop when 60% of frames have any dynamic pixel, w
 rejects nearly every clip with DIS noise at 256 px, and the paper's Eq. 8 bands (5% / 12% areas) miss
 objects covering 5-15% of the image. The defaults were tuned on the labelled ``see3d synth`` seeds 0
 and 1 and the tuning real clips named in docs/curation.md, with DIS ``medium`` (seed 2 was examined
-clip by clip later, without a change of threshold); accuracy on held-out seeds and clips, and the
-failure mechanisms that remain, are reported there.
+clip by clip later, without a change of threshold; ``large_blob_max`` was chosen on seeds 0-5);
+accuracy on held-out seeds and clips, and the failure mechanisms that remain, are reported there.
 
 Limitations: motion along the epipolar lines (an object moving in the direction of the camera's
 translation, e.g. sliding sideways while the camera orbits) is invisible to a two-view test and is
