@@ -369,6 +369,25 @@ def test_a_small_fast_mover_makes_a_clip_dynamic(seed):
     assert not still.drop
 
 
+def _synth_clip_frames(tmp_path, seed: int, kind: str) -> np.ndarray:
+    """One ``see3d synth`` clip (24 frames, 2 fps, 256 px) as curation samples it from its video."""
+    from see3d.io.video import write_video
+    from see3d.synth.variants import make_clip
+
+    write_video(tmp_path / "clip.mp4", make_clip(seed, kind, n_frames=24, size=256, fps=2.0).frames, fps=2.0)
+    return next(iter(ClipSampler(tmp_path / "clip.mp4", SampleConfig(clip_seconds=15.0)))).frames
+
+
+def test_a_turning_object_the_flow_does_not_follow_makes_a_clip_dynamic(tmp_path):
+    # synth seed 5, clip 21 (tuning data): a spinning box (0.4-0.8 rad between frames) that DIS does not follow;
+    # the photometric check removes it from the epipolar test, the second tier of changed regions follows it
+    frames = _synth_clip_frames(tmp_path, 335925074, "dynamic")
+    flow = DISFlow("medium", 4)
+    moving = analyse_dynamic(frames, flow, DynamicConfig())
+    assert moving.drop and "the flow does not follow" in moving.message
+    assert not analyse_dynamic(frames, flow, DynamicConfig(large_blob_max=0.0)).drop
+
+
 def test_still_tracks_mean_small_motion_however_much_the_rest_moves():
     from see3d.curation.viewpoint import still_fraction
 

@@ -2,7 +2,7 @@
 
 The sets are rendered at 256x256, 24 frames at 2 fps (12 s per clip), so the default 2 fps sampling
 sees every frame; one clip per video (``clip_seconds`` 15) as each synthetic video is one labelled
-clip. The thresholds were tuned on other seeds (see :mod:`see3d.curation.dynamic`).
+clip. The thresholds were tuned on seeds 0-5 (see :mod:`see3d.curation.dynamic` and docs/curation.md).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from see3d import labels
 from see3d.curation import CurateConfig, curate
 
-TUNING_SEEDS = (0, 1, 2)  # seed 2 was examined clip by clip (docs/curation.md)
-HELD_OUT_SEEDS = (3, 4)
+TUNING_SEEDS = (0, 1, 2, 3, 4, 5)  # all examined clip by clip by issue 18's third session (docs/curation.md)
+HELD_OUT_SEEDS = (6, 7)  # measured once each, after the last change of the flow stage
 
 
 def _accuracy(tmp: Path, n: int, seed: int, workers: int = 0) -> tuple[float, list[str], set[str]]:
@@ -39,16 +39,16 @@ def _accuracy(tmp: Path, n: int, seed: int, workers: int = 0) -> tuple[float, li
 
 
 def test_synth_accuracy_small_set(tmp_path):
-    acc, wrong, reasons = _accuracy(tmp_path, n=10, seed=HELD_OUT_SEEDS[0])
+    acc, wrong, reasons = _accuracy(tmp_path, n=10, seed=3)  # every reason; a regression check (tuning data now)
     assert reasons == {labels.OK, labels.DYNAMIC, labels.STATIC_CAMERA, labels.ROTATION_ONLY, labels.SMALL_MOTION, labels.TOO_SHORT}
     assert acc == 1.0, "\n".join(wrong)
 
 
 @pytest.mark.slow
 def test_synth_accuracy_on_a_held_out_50_clip_set(tmp_path):
-    acc, wrong, reasons = _accuracy(tmp_path, n=50, seed=HELD_OUT_SEEDS[1], workers=2)
+    acc, wrong, reasons = _accuracy(tmp_path, n=50, seed=HELD_OUT_SEEDS[0], workers=2)
     assert len(reasons) == 6
-    # measured 48/50 on this held-out seed (benchmarks/curate_accuracy.py --seed 4, docs/curation.md); the
-    # RANSAC draws derive from the file paths, so one clip of slack for the on-threshold spiral of the docs
+    # measured 49/50 on this held-out seed (benchmarks/curate_accuracy.py --seed 6, docs/curation.md); the
+    # RANSAC draws derive from the file paths, so one clip of slack
     assert acc >= 0.94, "\n".join(wrong)
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))
