@@ -17,7 +17,7 @@ alignment), and after the Umeyama similarity (Sim(3)) that best maps them onto t
 how InstantSplat / CF-3DGS report pose errors). Rotation errors in degrees, centre errors in % of the
 scene extent.
 
-    .venv/bin/python benchmarks/pose_refine.py [--size 96 72] [--iters 1500] [--seed 0] [--gauges datum fixed]
+    .venv/bin/python benchmarks/pose_refine.py [--size 192 144] [--iters 1500] [--seed 0] [--gauges datum fixed]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, nargs=2, default=[96, 72])
+    ap.add_argument("--size", type=int, nargs=2, default=[192, 144], help="image size (a 1-pixel error is 0.31 degrees at 192 px over 60 degrees)")
     ap.add_argument("--views", type=int, default=16)
     ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--init-points", type=int, default=20000)
