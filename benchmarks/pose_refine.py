@@ -17,7 +17,7 @@ alignment), and after the Umeyama similarity (Sim(3)) that best maps them onto t
 how InstantSplat / CF-3DGS report pose errors). Rotation errors in degrees, centre errors in % of the
 scene extent.
 
-    .venv/bin/python benchmarks/pose_refine.py [--size 192 144] [--iters 1500] [--seed 0] [--gauges datum fixed]
+    .venv/bin/python benchmarks/pose_refine.py [--size 192 144] [--iters 1500] [--seed 0] [--gauges datum fixed] [--eps2d 0.3]
 """
 
 from __future__ import annotations
@@ -72,17 +72,17 @@ def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[flo
     tr = SplatTrainer(views, cfg, init)
     g = tr.train(show_progress=False)
     aligned = test[:]
-    aligned.cameras = Cameras(test.cameras.K, align_cameras(g, test, align_steps, extent=tr.extent), test.cameras.width, test.cameras.height)
-    return evaluate(g, test, cfg.background)["psnr"], evaluate(g, aligned, cfg.background)["psnr"], tr
+    aligned.cameras = Cameras(test.cameras.K, align_cameras(g, test, align_steps, extent=tr.extent, eps2d=cfg.eps2d), test.cameras.width, test.cameras.height)
+    return evaluate(g, test, cfg.background, eps2d=cfg.eps2d)["psnr"], evaluate(g, aligned, cfg.background, eps2d=cfg.eps2d)["psnr"], tr
 
 
-def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str]) -> dict:
+def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = 0.3) -> dict:
     train, moved, test = make_data(seed, n, width, height)
-    base = dict(iters=iters, sh_degree=1, init="depth", init_points=init_points, seed=seed, checkpoint_every=0)
+    base = dict(iters=iters, sh_degree=1, init="depth", init_points=init_points, seed=seed, checkpoint_every=0, eps2d=eps2d)
     from see3d.splat.init import scene_extent
 
     ext = scene_extent(train)
-    out: dict = {"seed": seed, "views": n, "size": [width, height], "iters": iters, "perturbation": camera_errors(moved.cameras, train.cameras, ext)}
+    out: dict = {"seed": seed, "views": n, "size": [width, height], "iters": iters, "eps2d": eps2d, "perturbation": camera_errors(moved.cameras, train.cameras, ext)}
     runs = [("true", train, {"refine_cameras": False}), ("perturbed", moved, {"refine_cameras": False})]
     runs += [(f"refined_{g}", moved, {"refine_cameras": True, "pose_gauge": g}) for g in gauges]
     for name, views, extra in runs:
@@ -103,8 +103,9 @@ def main() -> None:
     ap.add_argument("--init-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gauges", nargs="+", choices=["datum", "fixed"], default=["datum"], help="refined fits to run, one per gauge")
+    ap.add_argument("--eps2d", type=float, default=0.3, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
     a = ap.parse_args()
-    print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges), indent=2))
+    print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d), indent=2))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ class ReconstructConfig:
         metadata={"help": "steps rendered at half resolution before full resolution (default: 2 iters/3 on the CPU rasterizer, 0 on gsplat; 0 = off; "
                 "never for images under 128 px)"},
     )
+    eps2d: float = field(
+        default=0.3,
+        metadata={"min": 0, "help": "screen-space dilation added to every splat's 2D covariance, pixels^2 (3DGS and gsplat: 0.3); used for training and for "
+                "this run's evaluation and renders. Lower values (0.05) fit sharper and bias joint camera refinement less (benchmarks/pose_refine.py)"},
+    )
     # adaptive density control
     sparse: bool = field(default=False, metadata={"help": "few input views: no densification, random background, scale regularisation"})
     densify: bool | None = field(default=None, metadata={"help": "clone/split/prune splats (default: on unless --sparse)"})

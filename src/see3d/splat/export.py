@@ -50,11 +50,12 @@ def write_scene_cameras(ply_path: str | Path, cameras: Cameras, names: list[str]
     return path
 
 
-def render_views(gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0), backend: str = "auto", desc: str = "render"):
-    """Yield ``(rgb (H, W, 3), depth (H, W), alpha (H, W))`` numpy float32 for every camera."""
+def render_views(gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0), backend: str = "auto", desc: str = "render", eps2d: float = 0.3):
+    """Yield ``(rgb (H, W, 3), depth (H, W), alpha (H, W))`` numpy float32 for every camera (``eps2d``: the
+    screen-space dilation the splats were fitted with, pixels^2)."""
     with torch.no_grad():
         for i in progress(range(len(cameras)), desc=desc, unit="view"):
-            out = render(gaussians, cameras.K[i], cameras.width, cameras.height, c2w=cameras.c2w[i], background=background, backend=backend)
+            out = render(gaussians, cameras.K[i], cameras.width, cameras.height, c2w=cameras.c2w[i], background=background, backend=backend, eps2d=eps2d)
             yield out["rgb"].clamp(0, 1).cpu().numpy(), out["depth"].cpu().numpy(), out["alpha"].cpu().numpy()
 
 
@@ -67,10 +68,12 @@ def flythrough_path(cameras: Cameras, n_frames: int = 120) -> Cameras:
     return interpolate_cameras(cameras, n_frames)
 
 
-def write_flythrough(path: str | Path, gaussians: Gaussians, cameras: Cameras, fps: float = 24.0, background=(0.0, 0.0, 0.0), backend: str = "auto") -> Path:
+def write_flythrough(
+    path: str | Path, gaussians: Gaussians, cameras: Cameras, fps: float = 24.0, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = 0.3
+) -> Path:
     """Render every camera of ``cameras`` (e.g. :func:`flythrough_path`) into an H.264 ``.mp4`` (atomic)."""
     path = Path(path)
-    frames = (rgb for rgb, _, _ in render_views(gaussians, cameras, background, backend, desc="flythrough"))
+    frames = (rgb for rgb, _, _ in render_views(gaussians, cameras, background, backend, desc="flythrough", eps2d=eps2d))
     write_video(path, frames, fps=fps)
     return path
 

@@ -172,7 +172,7 @@ class SplatTrainer:
         c2w = self.c2w[i] if self.poses is None else self.poses.apply(i, self.c2w[i])
         K, target, mask = self._view(i)
         width, height = target.shape[1], target.shape[0]
-        out = render(g, K, width, height, c2w=c2w, background=bg, sh_degree=degree, backend=self.backend)
+        out = render(g, K, width, height, c2w=c2w, background=bg, sh_degree=degree, backend=self.backend, eps2d=cfg.eps2d)
         pred = out["rgb"]
         p4, t4 = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
         if mask is None:

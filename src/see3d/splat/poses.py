@@ -270,7 +270,9 @@ def perturb_c2w(c2w: np.ndarray, rot_deg: tuple[float, float], trans: float, rng
     return out
 
 
-def align_cameras(gaussians, views, steps: int = 100, lr: float = 2e-3, extent: float = 1.0, background=(0.0, 0.0, 0.0), backend: str = "cpu") -> np.ndarray:
+def align_cameras(
+    gaussians, views, steps: int = 100, lr: float = 2e-3, extent: float = 1.0, background=(0.0, 0.0, 0.0), backend: str = "cpu", eps2d: float = 0.3
+) -> np.ndarray:
     """Fit a rigid correction to every camera of ``views`` with ``gaussians`` frozen (L1 photometric loss;
     the held-out-view protocol of pose-free methods such as InstantSplat, whose scene frame is only defined
     up to the training cameras' gauge). Returns the aligned ``(N, 4, 4)`` camera-to-world."""
@@ -283,7 +285,7 @@ def align_cameras(gaussians, views, steps: int = 100, lr: float = 2e-3, extent: 
     bg = torch.as_tensor(background, dtype=g.means.dtype)
     for step in range(steps):
         for i in range(len(views)):
-            out = render(g, K[i], views.cameras.width, views.cameras.height, c2w=pc.apply(i, c2w[i]), background=bg, backend=backend)
+            out = render(g, K[i], views.cameras.width, views.cameras.height, c2w=pc.apply(i, c2w[i]), background=bg, backend=backend, eps2d=eps2d)
             (out["rgb"] - images[i]).abs().mean().backward()
         pc.step(step)
     return pc.refined(c2w.double()).numpy()

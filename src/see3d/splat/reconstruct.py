@@ -66,13 +66,14 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
     return TrainingData(scene.views, scene.points, scene.point_colors, bounds)
 
 
-def evaluate(gaussians: Gaussians, views: Views, background=(0.0, 0.0, 0.0), backend: str = "auto") -> dict:
-    """PSNR / SSIM of ``gaussians`` rendered at ``views`` with ``backend`` on the splats' device (per view and mean)."""
+def evaluate(gaussians: Gaussians, views: Views, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = 0.3) -> dict:
+    """PSNR / SSIM of ``gaussians`` rendered at ``views`` with ``backend`` on the splats' device (per view and mean;
+    ``eps2d``: the screen-space dilation they were fitted with)."""
     from see3d.metrics import psnr, ssim
     from see3d.splat.export import render_views
 
     per = []
-    for i, (rgb, _, _) in enumerate(render_views(gaussians, views.cameras, background, backend, desc="eval")):
+    for i, (rgb, _, _) in enumerate(render_views(gaussians, views.cameras, background, backend, desc="eval", eps2d=eps2d)):
         p = torch.as_tensor(rgb).permute(2, 0, 1)[None]
         t = torch.as_tensor(views.images[i]).permute(2, 0, 1)[None]
         per.append({"view": views.names[i], "psnr": float(psnr(p, t)[0]), "ssim": float(ssim(p, t)[0])})
@@ -169,7 +170,7 @@ def reconstruct(
     if trainer.poses is not None:
         summary["camera_corrections"] = write_refined_cameras(out / "transforms.json", train.cameras, trainer.refined_c2w(), trainer.pose_report())
     if test_idx:
-        metrics = evaluate(g_dev, views[test_idx], cfg.background, backend)
+        metrics = evaluate(g_dev, views[test_idx], cfg.background, backend, cfg.eps2d)
         metrics.update(train_views=summary["train_views"], train_seconds=train_s, iters=cfg.iters, num_gaussians=len(g))
         write_json_atomic(out / "metrics.json", metrics)
         summary["test_psnr"] = metrics["psnr"]
@@ -182,6 +183,6 @@ def reconstruct(
     if video:
         from see3d.splat.export import flythrough_path, write_flythrough
 
-        write_flythrough(out / "flythrough.mp4", g_dev, flythrough_path(train.cameras, video_frames), background=cfg.background, backend=backend)
+        write_flythrough(out / "flythrough.mp4", g_dev, flythrough_path(train.cameras, video_frames), background=cfg.background, backend=backend, eps2d=cfg.eps2d)
         summary["video"] = str(out / "flythrough.mp4")
     return summary
