@@ -181,3 +181,31 @@ def test_coarse_to_fine_schedule_and_resume(tmp_path):
         straight.train_step()
     assert sizes == [(64, 64)] * 6 + [(128, 128)] * 6
     assert_resume_is_exact(views, cfg, init, 4, tmp_path, straight=straight)
+
+
+def test_eps2d_is_used_for_training_and_for_the_runs_evaluation(scene, monkeypatch):
+    """``ReconstructConfig.eps2d`` (the screen-space dilation) reaches the training renders, and ``evaluate``
+    renders with the dilation it is given (a fit at 0.05 scored at 0.3 would be scored blurred)."""
+    import see3d.splat.optimize as optimize
+    from see3d.splat.rasterize import render
+    from see3d.splat.reconstruct import evaluate
+
+    views, g = scene
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw.get("eps2d"))
+        return render(*args, **kw)
+
+    monkeypatch.setattr(optimize, "render", spy)
+    cfg = _cfg(eps2d=0.05, iters=3)
+    SplatTrainer(views, cfg, initial_gaussians(views, cfg, np.random.default_rng(0), bounds=(1.5, 5.0))).train(show_progress=False)
+    assert seen == [0.05] * 3
+
+    g = g.to(dtype=torch.float32)
+    scores = {e: evaluate(g, views, [1.0, 1.0, 1.0], "cpu", eps2d=e)["psnr"] for e in (0.05, 0.3)}
+    with torch.no_grad():
+        out = render(g, views.cameras.K[0], views.cameras.width, views.cameras.height, c2w=views.cameras.c2w[0], background=[1, 1, 1], eps2d=0.05)
+    mse = float(((out["rgb"].clamp(0, 1) - torch.as_tensor(views.images[0])) ** 2).mean())
+    assert abs(evaluate(g, views[[0]], [1.0, 1.0, 1.0], "cpu", eps2d=0.05)["psnr"] + 10 * np.log10(mse)) < 1e-3
+    assert scores[0.05] != scores[0.3]
