@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from see3d.config import check_fields
+from see3d.splat.project import EPS2D
 
 COARSE_MIN_SIDE = 128  # coarse-to-fine needs images at least this large (64 px on the short side when halved)
 
@@ -57,7 +58,7 @@ class ReconstructConfig:
                 "never for images under 128 px)"},
     )
     eps2d: float = field(
-        default=0.3,
+        default=EPS2D,
         metadata={"min": 0, "help": "screen-space dilation added to every splat's 2D covariance, pixels^2 (3DGS and gsplat: 0.3); used for training and for "
                 "this run's evaluation and renders. Lower values (0.05) fit sharper and bias joint camera refinement less (benchmarks/pose_refine.py)"},
     )

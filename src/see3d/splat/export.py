@@ -19,6 +19,7 @@ from see3d.io.cameras import Cameras
 from see3d.io.video import write_video
 from see3d.log import get_logger, progress
 from see3d.splat.gaussians import Gaussians, write_ply
+from see3d.splat.project import EPS2D
 from see3d.splat.rasterize import render
 
 log = get_logger(__name__)
@@ -50,7 +51,7 @@ def write_scene_cameras(ply_path: str | Path, cameras: Cameras, names: list[str]
     return path
 
 
-def render_views(gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0), backend: str = "auto", desc: str = "render", eps2d: float = 0.3):
+def render_views(gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0), backend: str = "auto", desc: str = "render", eps2d: float = EPS2D):
     """Yield ``(rgb (H, W, 3), depth (H, W), alpha (H, W))`` numpy float32 for every camera (``eps2d``: the
     screen-space dilation the splats were fitted with, pixels^2)."""
     with torch.no_grad():
@@ -69,7 +70,7 @@ def flythrough_path(cameras: Cameras, n_frames: int = 120) -> Cameras:
 
 
 def write_flythrough(
-    path: str | Path, gaussians: Gaussians, cameras: Cameras, fps: float = 24.0, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = 0.3
+    path: str | Path, gaussians: Gaussians, cameras: Cameras, fps: float = 24.0, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = EPS2D
 ) -> Path:
     """Render every camera of ``cameras`` (e.g. :func:`flythrough_path`) into an H.264 ``.mp4`` (atomic)."""
     path = Path(path)
@@ -150,6 +151,7 @@ def extract_mesh(
     resolution: int = 192,
     alpha_min: float = 0.5,
     backend: str = "auto",
+    eps2d: float = EPS2D,
 ):
     """Mesh of the splat scene by TSDF fusion of its rendered depth from ``cameras``; written to ``path``
     (``.ply``/``.glb``/``.obj``, atomically). Returns the ``trimesh.Trimesh``."""
@@ -158,7 +160,7 @@ def extract_mesh(
 
     path = Path(path)
     rgbs, depths = [], []
-    for rgb, depth, alpha in render_views(gaussians, cameras, backend=backend, desc="mesh views"):
+    for rgb, depth, alpha in render_views(gaussians, cameras, backend=backend, desc="mesh views", eps2d=eps2d):
         depths.append(np.where(alpha >= alpha_min, depth, 0.0))
         rgbs.append(rgb)
     depths_np, rgbs_np = np.stack(depths), np.stack(rgbs)

@@ -22,6 +22,8 @@ import math
 import numpy as np
 import torch
 
+from see3d.splat.project import EPS2D
+
 _SMALL = 1e-4  # theta^2 below which the Taylor series is used (error < 1e-13 with the terms below)
 
 
@@ -271,7 +273,7 @@ def perturb_c2w(c2w: np.ndarray, rot_deg: tuple[float, float], trans: float, rng
 
 
 def align_cameras(
-    gaussians, views, steps: int = 100, lr: float = 2e-3, extent: float = 1.0, background=(0.0, 0.0, 0.0), backend: str = "cpu", eps2d: float = 0.3
+    gaussians, views, steps: int = 100, lr: float = 2e-3, extent: float = 1.0, background=(0.0, 0.0, 0.0), backend: str = "cpu", eps2d: float = EPS2D
 ) -> np.ndarray:
     """Fit a rigid correction to every camera of ``views`` with ``gaussians`` frozen (L1 photometric loss;
     the held-out-view protocol of pose-free methods such as InstantSplat, whose scene frame is only defined

@@ -23,6 +23,7 @@ from see3d.splat.sh import sh_to_rgb
 ALPHA_MIN = 1.0 / 255.0  # 3DGS: contributions below this alpha are skipped
 ALPHA_MAX = 0.99  # 3DGS: alpha is clamped to this
 T_MIN = 1e-4  # 3DGS: a pixel stops compositing once its transmittance would drop below this
+EPS2D = 0.3  # 3DGS / gsplat: screen-space dilation added to every 2D covariance, pixels^2
 
 
 @dataclass
@@ -77,7 +78,7 @@ def project(
     height: int,
     sh_degree: int | None = None,
     near_plane: float = 0.01,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
 ) -> Projected:
     """Project ``gaussians`` into the camera ``K (3, 3)``, ``w2c (4, 4)`` (OpenCV) of size ``width x height``.
 

@@ -17,7 +17,7 @@ import torch
 from numba import njit, prange
 
 from see3d.splat.gaussians import Gaussians
-from see3d.splat.project import Projected
+from see3d.splat.project import EPS2D, Projected
 from see3d.splat.sh import SH_C0, SH_C1, SH_C2, SH_C3
 
 _CHUNK = 256  # splats per parallel work item (scratch arrays are allocated once per item, not per splat)
@@ -394,7 +394,7 @@ def project_cpu(
     height: int,
     sh_degree: int | None = None,
     near_plane: float = 0.01,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
 ) -> Projected:
     """:func:`see3d.splat.project.project` for CPU tensors, in numba (same arguments, same result)."""
     g = gaussians

@@ -20,6 +20,7 @@ import torch
 from see3d.errors import InputError
 from see3d.geometry.projection import invert_rigid
 from see3d.splat.gaussians import Gaussians
+from see3d.splat.project import EPS2D
 
 Backend = Literal["auto", "cpu", "torch", "gsplat"]
 BACKENDS = ("auto", "cpu", "torch", "gsplat")
@@ -106,7 +107,7 @@ def render(
     sh_degree: int | None = None,
     backend: Backend = "auto",
     near_plane: float = 0.01,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
 ) -> dict[str, torch.Tensor]:
     """Render ``gaussians`` from one pinhole camera.
 

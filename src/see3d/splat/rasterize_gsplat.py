@@ -14,6 +14,7 @@ import torch
 
 from see3d.errors import See3DError
 from see3d.splat.gaussians import Gaussians
+from see3d.splat.project import EPS2D
 
 
 def _probe_inputs(device: torch.device) -> dict:
@@ -66,7 +67,7 @@ def gsplat_available(device: str = "cuda:0") -> bool:
 
 
 def render_gsplat(
-    g: Gaussians, K: torch.Tensor, w2c: torch.Tensor, width: int, height: int, sh_degree: int, near_plane: float = 0.01, eps2d: float = 0.3
+    g: Gaussians, K: torch.Tensor, w2c: torch.Tensor, width: int, height: int, sh_degree: int, near_plane: float = 0.01, eps2d: float = EPS2D
 ) -> dict[str, torch.Tensor]:
     """Render one view with gsplat. Returns ``rgb (H, W, 3)`` (no background), ``depth (H, W)``
     (alpha-normalised), ``alpha (H, W)``, ``means2d (1, G, 2)`` (gsplat's own tensor: the gradient holder for densification),

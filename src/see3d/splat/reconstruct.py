@@ -30,6 +30,7 @@ from see3d.splat.config import ReconstructConfig
 from see3d.splat.export import write_scene_cameras
 from see3d.splat.gaussians import Gaussians, write_ply
 from see3d.splat.optimize import SplatTrainer, initial_gaussians
+from see3d.splat.project import EPS2D
 
 log = get_logger(__name__)
 
@@ -66,7 +67,7 @@ def load_training_data(data: str | Path, factor: int | None = None) -> TrainingD
     return TrainingData(scene.views, scene.points, scene.point_colors, bounds)
 
 
-def evaluate(gaussians: Gaussians, views: Views, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = 0.3) -> dict:
+def evaluate(gaussians: Gaussians, views: Views, background=(0.0, 0.0, 0.0), backend: str = "auto", eps2d: float = EPS2D) -> dict:
     """PSNR / SSIM of ``gaussians`` rendered at ``views`` with ``backend`` on the splats' device (per view and mean;
     ``eps2d``: the screen-space dilation they were fitted with)."""
     from see3d.metrics import psnr, ssim
@@ -178,7 +179,7 @@ def reconstruct(
     if mesh:
         from see3d.splat.export import extract_mesh
 
-        extract_mesh(g_dev, train.cameras, out / f"mesh.{mesh}", resolution=mesh_resolution, backend=backend)
+        extract_mesh(g_dev, train.cameras, out / f"mesh.{mesh}", resolution=mesh_resolution, backend=backend, eps2d=cfg.eps2d)
         summary["mesh"] = str(out / f"mesh.{mesh}")
     if video:
         from see3d.splat.export import flythrough_path, write_flythrough
