@@ -131,7 +131,7 @@ def stable_screenshot(browser: Browser, timeout: float = 20.0) -> np.ndarray:
     raise AssertionError("the page did not settle on a stable frame")
 
 
-def wait_for_button(browser: Browser, label: str, timeout: float = 10.0) -> bool:
+def wait_for_button(browser: Browser, label: str, timeout: float = 30.0) -> bool:
     js = f"[...document.querySelectorAll('button')].some(b => b.textContent.trim() === {json.dumps(label)})"
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:

@@ -154,9 +154,9 @@ def test_browser_plays_camera_path(tmp_path, browser):
         assert abs(viewer.get_camera(client)[1] - FOV_Y) < 1e-6
 
         # clicking the GUI's Play button (in the page) starts playback; frames advance and cameras follow
-        clicked = browser.eval("(() => { const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Play');"
-                               " if (!b) return false; b.click(); return true; })()")  # fmt: skip
-        assert clicked, "no Play button in the page"
+        # (the GUI arrives over the websocket after the camera; on a loaded machine it can come seconds later)
+        assert wait_for_button(browser, "Play"), "no Play button in the page"
+        assert click_button(browser, "Play")
         t_end = time.monotonic() + 10
         while not (viewer.player.playing and viewer.player.index >= 2) and time.monotonic() < t_end:
             time.sleep(0.05)
