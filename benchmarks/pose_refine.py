@@ -78,7 +78,9 @@ def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[flo
 
 def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = 0.3) -> dict:
     train, moved, test = make_data(seed, n, width, height)
-    base = dict(iters=iters, sh_degree=1, init="depth", init_points=init_points, seed=seed, checkpoint_every=0, eps2d=eps2d)
+    # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the
+    # cameras, see ReconstructConfig.coarse_steps), and the reference fits are run the same way to compare like with like
+    base = dict(iters=iters, sh_degree=1, init="depth", init_points=init_points, seed=seed, checkpoint_every=0, eps2d=eps2d, coarse_until=0)
     from see3d.splat.init import scene_extent
 
     ext = scene_extent(train)

@@ -171,6 +171,9 @@ def test_coarse_to_fine_schedule_and_resume(tmp_path):
     assert ReconstructConfig(iters=1000).coarse_steps("gsplat", 504, 378) == 0
     assert ReconstructConfig(iters=1000).coarse_steps("cpu", 100, 300) == 0  # too small to halve
     assert ReconstructConfig(iters=1000, coarse_until=0).coarse_steps("cpu", 504, 378) == 0
+    # refined cameras fit at full resolution throughout unless asked otherwise (a coarse phase biases them)
+    assert ReconstructConfig(iters=1000, refine_cameras=True).coarse_steps("cpu", 504, 378) == 0
+    assert ReconstructConfig(iters=1000, refine_cameras=True, coarse_until=300).coarse_steps("cpu", 504, 378) == 300
     views, _ = synthetic_views(n_views=3, width=128, height=128, n_splats=60)
     cfg = _cfg(iters=12, coarse_until=6, init_points=300, densify_from=2, densify_every=3, densify_until=10, densify_grad=1e-6)
     init = initial_gaussians(views, cfg, np.random.default_rng(0), bounds=(1.5, 5.0))
