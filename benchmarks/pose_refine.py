@@ -33,6 +33,7 @@ from see3d.io.cameras import Cameras
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.optimize import SplatTrainer, initial_gaussians
 from see3d.splat.poses import align_cameras, perturb_c2w
+from see3d.splat.project import EPS2D
 from see3d.splat.reconstruct import evaluate
 from see3d.synth import camera_path, make_scene, scene_views
 
@@ -76,7 +77,7 @@ def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[flo
     return evaluate(g, test, cfg.background, eps2d=cfg.eps2d)["psnr"], evaluate(g, aligned, cfg.background, eps2d=cfg.eps2d)["psnr"], tr
 
 
-def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = 0.3) -> dict:
+def run(seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = EPS2D) -> dict:
     train, moved, test = make_data(seed, n, width, height)
     # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the
     # cameras, see ReconstructConfig.coarse_steps), and the reference fits are run the same way to compare like with like
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--init-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gauges", nargs="+", choices=["datum", "fixed"], default=["datum"], help="refined fits to run, one per gauge")
-    ap.add_argument("--eps2d", type=float, default=0.3, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
+    ap.add_argument("--eps2d", type=float, default=EPS2D, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
     a = ap.parse_args()
     print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d), indent=2))
 
