@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from see3d.errors import InputError, See3DError
-from see3d.geometry.sfm import align_poses_sim3, apply_sim3, rotation_errors_deg, run_sfm, umeyama
+from see3d.geometry.sfm import align_poses_sim3, apply_sim3, relative_rotation_errors_deg, rotation_errors_deg, run_sfm, umeyama
 from see3d.io.cameras import Cameras, look_at
 from see3d.io.llff import read_poses_bounds
 
@@ -84,3 +85,24 @@ def test_umeyama_recovers_similarity():
     dst = 2.5 * src @ R.T + [1, -2, 3]
     s, R2, t = umeyama(src, dst)
     assert s == pytest.approx(2.5) and np.allclose(R2, R) and np.allclose(t, [1, -2, 3])
+
+
+def test_relative_rotation_error_ignores_the_world_frame_and_sees_a_bending_trajectory():
+    from see3d.splat.poses import se3_exp
+
+    c2w = np.stack([look_at([3 * np.cos(a), 0.5, 3 * np.sin(a)], [0, 0, 0]) for a in np.linspace(0, 1, 6)])
+    true = Cameras.from_fov(c2w, 60.0, 64, 48)
+    # the same trajectory in another world frame: absolute errors are large, relative ones zero
+    moved = apply_sim3(true, 2.0, look_at([0, 0, 0], [1, 2, 3])[:3, :3], np.array([1.0, 0.0, -1.0]))
+    assert rotation_errors_deg(moved, true).min() > 10
+    assert np.allclose(relative_rotation_errors_deg(moved, true), 0, atol=1e-5)
+    # every camera turned about its centre 0.1 deg more than the one before, about one world axis (a bending
+    # drift): 0.1 deg per consecutive pair, 0.5 deg for the last camera
+    bent = c2w.copy()
+    for i in range(len(bent)):
+        bent[i, :3, :3] = se3_exp(torch.tensor([[0, 0, 0, 0, 0, np.radians(0.1 * i)]], dtype=torch.float64))[0, :3, :3].numpy() @ bent[i, :3, :3]
+    rpe = relative_rotation_errors_deg(Cameras.from_fov(bent, 60.0, 64, 48), true)
+    assert rpe.shape == (5,) and np.allclose(rpe, 0.1, atol=1e-4)
+    assert rotation_errors_deg(Cameras.from_fov(bent, 60.0, 64, 48), true)[-1] == pytest.approx(0.5, abs=1e-4)
+    with pytest.raises(ValueError, match="same number"):
+        relative_rotation_errors_deg(true[:1], true[:1])

@@ -332,3 +332,18 @@ def rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:
     rel = np.transpose(a.c2w[:, :3, :3], (0, 2, 1)) @ b.c2w[:, :3, :3]
     cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def relative_rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:
+    """(N-1,) rotational relative pose error (RPE, degrees) of consecutive cameras: the angle between the
+    rotation from camera ``i`` to ``i + 1`` in ``a`` and the same in ``b``. Independent of either world frame
+    (no alignment needed); the rotation part of the RPE that pose-free 3DGS/NeRF papers report for their
+    trajectories (CF-3DGS, InstantSplat; after Sturm et al.'s TUM benchmark)."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("relative_rotation_errors_deg: need the same number (>= 2) of cameras in both sets")
+    Ra, Rb = a.c2w[:, :3, :3], b.c2w[:, :3, :3]
+    rel_a = np.transpose(Ra[:-1], (0, 2, 1)) @ Ra[1:]
+    rel_b = np.transpose(Rb[:-1], (0, 2, 1)) @ Rb[1:]
+    err = np.transpose(rel_a, (0, 2, 1)) @ rel_b
+    cos = (np.trace(err, axis1=1, axis2=2) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
