@@ -30,12 +30,13 @@ sys.path.insert(0, str(ROOT / "src"))
 import pyarrow.parquet as pq  # noqa: E402
 
 from see3d.curation import CurateConfig, curate  # noqa: E402
+from see3d.curation.config import SYNTH_TUNING_SEEDS  # noqa: E402
 from see3d.synth import write_labeled_set  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, required=True, help="synth seed (0-5 were used for tuning)")
+    ap.add_argument("--seed", type=int, required=True, help="synth seed (see3d.curation.config.SYNTH_TUNING_SEEDS were used for tuning)")
     ap.add_argument("--n", type=int, default=50, help="clips in the set")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("/tmp/see3d_curate_accuracy"))
@@ -63,7 +64,7 @@ def main() -> None:
         got = rows[r["video"]]
         if (got["decision"], got["reason"]) != (r["label"], r["reason"]):
             wrong.append(f"  {r['clip_id']} ({r['kind']}): {r['label']}/{r['reason']} -> {got['decision']}/{got['reason']}")
-    tuning = " (tuning seed)" if args.seed in range(6) else " (held out: not used for tuning)"
+    tuning = " (tuning seed)" if args.seed in SYNTH_TUNING_SEEDS else " (held out: not used for tuning)"
     print(f"synth seed {args.seed}{tuning}{' with ' + ', '.join([f'flow={args.flow}', *args.set]) if args.set or args.flow != 'dis' else ''}: {len(records) - len(wrong)}/{len(records)} clips with the right decision and reason")
     print("\n".join(wrong) if wrong else "  no errors")
     print(f"wall time {time.time() - t0:.0f} s")

@@ -18,6 +18,10 @@ from see3d.curation.viewpoint import ViewpointConfig
 STAGE_CONFIGS = {"sample": SampleConfig, "semantic": SemanticConfig, "dynamic": DynamicConfig, "viewpoint": ViewpointConfig, "track": TrackConfig}
 """Nested stage configs; on the command line their options carry the prefix (``--sample-fps``)."""
 
+SYNTH_TUNING_SEEDS = (0, 1, 2, 3, 4, 5)
+"""Seeds of the labelled synthetic sets (:func:`see3d.synth.write_labeled_set`) the default thresholds were tuned
+on, all examined clip by clip (docs/curation.md); a set of any other seed is held-out data."""
+
 # fields that change how a run executes, not what it produces (excluded from the resume digest)
 _RUNTIME_FIELDS = ("workers", "engine", "device", "ray_address", "shard_mb", "progress", "retry_errors")
 
