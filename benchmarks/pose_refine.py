@@ -82,7 +82,7 @@ def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[flo
 
 
 def run(
-    seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = EPS2D, fits=("true", "perturbed", "refined")
+    seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = EPS2D, fits: tuple[str, ...] | list[str] = ("true", "perturbed", "refined")
 ) -> dict:
     train, moved, test = make_data(seed, n, width, height)
     # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the

@@ -327,11 +327,16 @@ def apply_sim3(cameras: Cameras, s: float, R: np.ndarray, t: np.ndarray) -> Came
     return Cameras(cameras.K.copy(), c2w, cameras.width, cameras.height)
 
 
+def rotation_angle_deg(R) -> np.ndarray:
+    """(..., 3, 3) rotations (numpy or torch) -> their angles in degrees (clipped, so safe near 0 and 180)."""
+    R = np.asarray(R.detach().cpu() if hasattr(R, "detach") else R, dtype=np.float64)
+    tr = np.trace(R, axis1=-2, axis2=-1)
+    return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0)))
+
+
 def rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:
     """(N,) angle in degrees between the camera rotations of ``a`` and ``b`` (same world frame)."""
-    rel = np.transpose(a.c2w[:, :3, :3], (0, 2, 1)) @ b.c2w[:, :3, :3]
-    cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return rotation_angle_deg(np.transpose(a.c2w[:, :3, :3], (0, 2, 1)) @ b.c2w[:, :3, :3])
 
 
 def relative_rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:
@@ -344,6 +349,4 @@ def relative_rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:
     Ra, Rb = a.c2w[:, :3, :3], b.c2w[:, :3, :3]
     rel_a = np.transpose(Ra[:-1], (0, 2, 1)) @ Ra[1:]
     rel_b = np.transpose(Rb[:-1], (0, 2, 1)) @ Rb[1:]
-    err = np.transpose(rel_a, (0, 2, 1)) @ rel_b
-    cos = (np.trace(err, axis1=1, axis2=2) - 1) / 2
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return rotation_angle_deg(np.transpose(rel_a, (0, 2, 1)) @ rel_b)

@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 
+from see3d.geometry.sfm import rotation_angle_deg
 from see3d.splat.project import EPS2D
 
 _SMALL = 1e-4  # theta^2 below which the Taylor series is used (error < 1e-13 with the terms below)
@@ -59,13 +60,6 @@ def se3_exp(xi: torch.Tensor) -> torch.Tensor:
     top = torch.cat([R, t[..., None]], -1)
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=xi.dtype, device=xi.device).expand(top.shape[:-2] + (1, 4))
     return torch.cat([top, bottom], -2)
-
-
-def rotation_angle_deg(R: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(..., 3, 3) rotations -> their angles in degrees (numerically safe near 0 and 180)."""
-    R = np.asarray(R.detach().cpu() if isinstance(R, torch.Tensor) else R, dtype=np.float64)
-    tr = np.trace(R, axis1=-2, axis2=-1)
-    return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0)))
 
 
 class PoseCorrections:
