@@ -24,7 +24,7 @@ from see3d.io.conventions import opencv_to_opengl, quat_wxyz_to_rotmat
 from see3d.io.transforms_json import write_transforms_json
 from see3d.splat.gaussians import Gaussians, rgb_to_sh_dc, write_ply
 from see3d.viewer import CameraPath, c2w_to_viser, load_camera_path, serve, viser_to_c2w
-from see3d.viewer.server import default_view, parse_up
+from see3d.viewer.server import default_view, orbit_target, parse_up
 from see3d.viewer.splats import viser_splats
 
 
@@ -130,6 +130,30 @@ def test_viser_camera_frame_is_opencv():
     # batched
     c2ws = _path_c2ws(4)
     assert np.allclose(viser_to_c2w(*c2w_to_viser(c2ws)), c2ws, atol=1e-12)
+
+
+def test_orbit_target_gives_viser_the_exact_rolled_pose():
+    """`move_clients` sends position, look-at point and orbit up (not viser's racy ``wxyz`` setter); viser's own
+    orientation rule turns them back into the requested camera, rolled or not, and the orbit up stays as close to
+    the world up as the camera allows."""
+    import types
+
+    from viser._viser import CameraHandle
+
+    world_up = np.array([0.0, -1.0, 0.0])
+    for c2w in (
+        look_at([1.0, -2.0, 0.5], [0.2, 0.3, 4.0]),
+        look_at([3.2, -1.6, 2.0], [0.0, 0.0, 3.3], up=[0.3, -1.0, 0.0]),
+        look_at([0.0, 0.0, 0.0], [0.0, 1.0, 0.0], up=[0.0, 0.0, 1.0]),
+    ):  # the last one looks straight down the world up
+        pos, target, up = orbit_target(c2w, world_up, 2.5)
+        assert np.allclose(pos, c2w[:3, 3]) and np.isclose(np.linalg.norm(target - pos), 2.5)
+        state = types.SimpleNamespace(position=pos, look_at=target, up_direction=up, wxyz=np.array([1.0, 0, 0, 0]))
+        CameraHandle._update_wxyz(types.SimpleNamespace(_state=state))  # the rule viser (server and page) applies
+        assert np.allclose(viser_to_c2w(state.wxyz, pos), c2w, atol=1e-9)
+        assert abs(up @ c2w[:3, 0]) < 1e-9  # no component along the camera's x axis: nothing to roll
+    level = look_at([0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
+    assert np.allclose(orbit_target(level, np.array([0.0, -2.0, 0.0]), 1.0)[2], [0.0, -2.0, 0.0])  # level view: world up kept
 
 
 def test_up_direction_parsing():

@@ -25,7 +25,7 @@ from see3d.errors import InputError
 from see3d.log import get_logger
 from see3d.splat.gaussians import read_ply
 from see3d.viewer.address import check_listen_address, page_url
-from see3d.viewer.camera_path import CameraPath, c2w_to_viser, load_camera_path, read_camera_roles, viser_to_c2w
+from see3d.viewer.camera_path import CameraPath, load_camera_path, read_camera_roles, viser_to_c2w
 from see3d.viewer.controls import INPUT_COLOR, FrustumToggle, SplatLayer, add_frustums, add_view_buttons
 from see3d.viewer.playback import CameraPathPlayer
 from see3d.viewer.splats import scene_bounds, viser_splats
@@ -92,21 +92,42 @@ def has_camera(client: viser.ClientHandle) -> bool:
     return client.camera._state.update_timestamp != 0.0
 
 
+def orbit_target(c2w: np.ndarray, up: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(position, look_at, orbit up)`` (each (3,)) that viser's orbit controls turn into the OpenCV camera
+    ``c2w (4, 4)``: the look-at point ``distance`` ahead on its optical axis (+z) and, as the orbit up, the world
+    ``up`` without its component along the camera's x axis (so the view keeps its roll), or the camera's own up
+    (-y) when that is (nearly) perpendicular to or opposite the camera's up (the rule viser's ``wxyz`` setter uses)."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    x, cam_up, z, pos = c2w[:3, 0], -c2w[:3, 1], c2w[:3, 2], c2w[:3, 3]
+    orbit_up = np.asarray(up, dtype=np.float64) - float(np.asarray(up, dtype=np.float64) @ x) * x
+    n = float(np.linalg.norm(orbit_up))
+    if n < 1e-9 or float(orbit_up @ cam_up) / n < 0.05:
+        orbit_up = cam_up
+    return pos.copy(), pos + z * float(distance), orbit_up
+
+
 def move_clients(clients: list[viser.ClientHandle], c2w: np.ndarray, fov_y: float | None, up: np.ndarray) -> None:
     """Move the browsers' cameras to ``c2w (4, 4)`` (OpenCV), optionally with vertical FOV ``fov_y`` (radians),
-    orbiting about the world ``up``. Browsers still connecting are skipped (they start at the initial camera)."""
-    wxyz, pos = c2w_to_viser(np.asarray(c2w, dtype=np.float64))
+    orbiting about the world ``up``. Browsers still connecting are skipped (they start at the initial camera).
+
+    The pose is sent as position, look-at point and orbit up computed here (:func:`orbit_target`), not through
+    viser's ``wxyz`` setter: that one derives the look-at point from the server's copy of the camera position,
+    which the browser's own camera reports overwrite concurrently, so a report arriving between the position and
+    the orientation update left the browser at the new position looking the old way."""
     for client in clients:
         if not has_camera(client):
             continue
+        cam = client.camera
+        dist = float(np.linalg.norm(np.asarray(cam.look_at) - np.asarray(cam.position)))  # keep the orbit radius
+        pos, look_at, orbit_up = orbit_target(c2w, up, dist if np.isfinite(dist) and dist > 1e-6 else 1.0)
         with client.atomic():
             if fov_y is not None:
-                client.camera.fov = float(fov_y)
+                cam.fov = float(fov_y)
             # Start from the world up: viser keeps the orbit "up" as close as it can to the previous
             # one, which otherwise drifts with every rolled pose (and W/S/Q/E move relative to it).
-            client.camera.up_direction = up
-            client.camera.position = pos
-            client.camera.wxyz = wxyz
+            cam.up_direction = orbit_up
+            cam.position = pos
+            cam.look_at = look_at
         client.flush()
 
 
