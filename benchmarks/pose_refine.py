@@ -33,7 +33,7 @@ import numpy as np
 from see3d.geometry.sfm import align_poses_sim3, apply_sim3, relative_rotation_errors_deg, rotation_errors_deg
 from see3d.io.cameras import Cameras
 from see3d.splat.config import ReconstructConfig
-from see3d.splat.optimize import SplatTrainer, initial_gaussians
+from see3d.splat.optimize import SplatTrainer
 from see3d.splat.poses import align_cameras, perturb_c2w
 from see3d.splat.project import EPS2D
 from see3d.splat.reconstruct import evaluate
@@ -73,8 +73,7 @@ def camera_errors(est: Cameras, true: Cameras, extent: float) -> dict:
 
 def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[float, float, SplatTrainer]:
     """(held-out PSNR at the given test cameras, held-out PSNR after aligning them, trainer)."""
-    init = initial_gaussians(views, cfg, np.random.default_rng(cfg.seed))
-    tr = SplatTrainer(views, cfg, init)
+    tr = SplatTrainer.create(views, cfg)  # registers the cameras with the views' depth first when cfg.registers(views)
     g = tr.train(show_progress=False)
     aligned = test[:]
     aligned.cameras = Cameras(test.cameras.K, align_cameras(g, test, align_steps, extent=tr.extent, eps2d=cfg.eps2d), test.cameras.width, test.cameras.height)
@@ -82,7 +81,16 @@ def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[flo
 
 
 def run(
-    seed: int, n: int, width: int, height: int, iters: int, init_points: int, gauges: list[str], eps2d: float = EPS2D, fits: tuple[str, ...] | list[str] = ("true", "perturbed", "refined")
+    seed: int,
+    n: int,
+    width: int,
+    height: int,
+    iters: int,
+    init_points: int,
+    gauges: list[str],
+    eps2d: float = EPS2D,
+    fits: tuple[str, ...] | list[str] = ("true", "perturbed", "refined"),
+    register: bool = True,
 ) -> dict:
     train, moved, test = make_data(seed, n, width, height)
     # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the
@@ -93,7 +101,7 @@ def run(
     ext = scene_extent(train)
     out: dict = {"seed": seed, "views": n, "size": [width, height], "iters": iters, "eps2d": eps2d, "perturbation": camera_errors(moved.cameras, train.cameras, ext)}
     runs = [(name, v, {"refine_cameras": False}) for name, v in (("true", train), ("perturbed", moved)) if name in fits]
-    runs += [(f"refined_{g}", moved, {"refine_cameras": True, "pose_gauge": g}) for g in gauges if "refined" in fits]
+    runs += [(f"refined_{g}", moved, {"refine_cameras": True, "pose_gauge": g, "register_cameras": register}) for g in gauges if "refined" in fits]
     for name, views, extra in runs:
         t0 = time.time()
         psnr, psnr_al, tr = fit(views, test, ReconstructConfig(**base, **extra))
@@ -101,6 +109,8 @@ def run(
         if extra["refine_cameras"]:
             refined = Cameras(train.cameras.K, tr.refined_c2w(), width, height)
             out[name].update(camera_errors(refined, train.cameras, ext))
+            if tr.registration is not None:  # the cameras the splats started from
+                out[name]["registered"] = camera_errors(tr.views.cameras, train.cameras, ext)
     return out
 
 
@@ -114,8 +124,9 @@ def main() -> None:
     ap.add_argument("--gauges", nargs="+", choices=["datum", "fixed"], default=["datum"], help="refined fits to run, one per gauge")
     ap.add_argument("--fits", nargs="+", choices=["true", "perturbed", "refined"], default=["true", "perturbed", "refined"], help="which fits to run")
     ap.add_argument("--eps2d", type=float, default=EPS2D, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
+    ap.add_argument("--no-register", action="store_true", help="refined fits without the depth registration of the cameras first (joint refinement alone)")
     a = ap.parse_args()
-    print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d, a.fits), indent=2))
+    print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d, a.fits, not a.no_register), indent=2))
 
 
 if __name__ == "__main__":

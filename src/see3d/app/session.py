@@ -295,7 +295,7 @@ class AppSession:
         there (a new ``iters`` extends the run). Writes ``splats/splats.ply`` (+ cameras, checkpoint) at the end."""
         from see3d.splat.export import write_scene_cameras
         from see3d.splat.gaussians import write_ply
-        from see3d.splat.optimize import SplatTrainer, initial_gaussians
+        from see3d.splat.optimize import SplatTrainer
 
         if self.result is None:
             raise InputError(None, "nothing to reconstruct yet: generate views first")
@@ -305,8 +305,7 @@ class AppSession:
         self.rec_cfg = replace(self.rec_cfg, iters=iters)
         views = self.result.views
         if self.trainer is None:
-            init = initial_gaussians(views, self.rec_cfg, np.random.default_rng(self.rec_cfg.seed))
-            self.trainer = SplatTrainer(views, self.rec_cfg, init)
+            self.trainer = SplatTrainer.create(views, self.rec_cfg)
         tr = self.trainer
         tr.cfg = self.rec_cfg
         last_update = last_report = time.monotonic()

@@ -40,7 +40,7 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
         import torch
 
         from see3d.splat.config import ReconstructConfig
-        from see3d.splat.optimize import SplatTrainer, initial_gaussians
+        from see3d.splat.optimize import SplatTrainer
         from see3d.splat.rasterize import render
 
         sparse = len(req.views) <= sparse_max_views and len(req.views) == req.num_inputs
@@ -48,13 +48,11 @@ def splat_reconstruct(base=None, device: str = "auto", sparse_max_views: int = 9
         if req.iters is not None:
             cfg = dataclasses.replace(cfg, iters=req.iters)
         cfg = cfg.resolved_for(generated=len(req.views) > req.num_inputs)  # camera refinement for generated views
-        rng = np.random.default_rng(cfg.seed)
         bounds = None
         if req.bounds is not None:
             b = np.asarray(req.bounds, dtype=np.float64)
             bounds = (float(b[:, 0].min()), float(b[:, 1].max()))
-        init = initial_gaussians(req.views, cfg, rng, req.points, req.point_colors, bounds)
-        trainer = SplatTrainer(req.views, cfg, init)
+        trainer = SplatTrainer.create(req.views, cfg, req.points, req.point_colors, bounds, show_progress=show_progress)
         log.info("3DGS: %d views (%d real), %d steps, sparse=%s, backend %s", len(req.views), req.num_inputs, cfg.iters, sparse, trainer.backend)
         trainer.train(show_progress=show_progress)
         g = trainer.sp.gaussians().detach()

@@ -328,10 +328,13 @@ def apply_sim3(cameras: Cameras, s: float, R: np.ndarray, t: np.ndarray) -> Came
 
 
 def rotation_angle_deg(R) -> np.ndarray:
-    """(..., 3, 3) rotations (numpy or torch) -> their angles in degrees (clipped, so safe near 0 and 180)."""
+    """(..., 3, 3) rotations (numpy or torch) -> their angles in degrees, ``atan2(sin, cos)`` with the sine from
+    the skew part and the cosine from the trace: exact near 0 (where ``arccos`` of the trace turns rounding of
+    an identity into 1e-6 degrees) and near 180."""
     R = np.asarray(R.detach().cpu() if hasattr(R, "detach") else R, dtype=np.float64)
-    tr = np.trace(R, axis1=-2, axis2=-1)
-    return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1.0, 1.0)))
+    cos = (np.trace(R, axis1=-2, axis2=-1) - 1) / 2
+    skew = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    return np.degrees(np.arctan2(np.linalg.norm(skew, axis=-1) / 2, cos))
 
 
 def rotation_errors_deg(a: Cameras, b: Cameras) -> np.ndarray:

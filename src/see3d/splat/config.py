@@ -14,6 +14,7 @@ from see3d.config import check_fields
 from see3d.splat.project import EPS2D
 
 COARSE_MIN_SIDE = 128  # coarse-to-fine needs images at least this large (64 px on the short side when halved)
+REGISTERED_POSE_PRIOR = 100.0  # pose_prior default after depth registration (benchmarks/pose_refine.py; chosen on seed 0, see README)
 
 
 @dataclass
@@ -85,6 +86,17 @@ class ReconstructConfig:
         default="datum",
         metadata={"help": "datum: correct every camera, then express splats and cameras in view 0's given frame; fixed: never correct view 0 (slower to settle)"},
     )
+    pose_prior: float | None = field(
+        default=None,
+        metadata={"min": 0, "help": "weight of a penalty on the squared camera corrections (radians^2, pivot depths^2) added to each view's loss "
+                  f"(default: {REGISTERED_POSE_PRIOR:g} after depth registration, which leaves the corrections little to do, else 0)"},
+    )
+    register_cameras: bool | None = field(
+        default=None,
+        metadata={"help": "with camera refinement, first register the cameras to each other by warping every view with its metric depth "
+                  "(see3d.splat.register; default: on when every view has metric depth, as see3d generate writes)"},
+    )
+    register_steps: int = field(default=300, metadata={"min": 1, "help": "steps of camera registration"})
     # bookkeeping
     checkpoint_every: int = field(default=1000, metadata={"min": 0, "help": "steps between checkpoints (0 = only at the end)"})
 
@@ -137,6 +149,20 @@ class ReconstructConfig:
     @property
     def lpips_start(self) -> int:
         return self.iters // 2 if self.lpips_from is None else self.lpips_from
+
+    def pose_prior_weight(self, registered: bool) -> float:
+        """``pose_prior`` made concrete: :data:`REGISTERED_POSE_PRIOR` when the cameras were registered, else 0."""
+        if self.pose_prior is not None:
+            return float(self.pose_prior)
+        return REGISTERED_POSE_PRIOR if registered else 0.0
+
+    def registers(self, views) -> bool:
+        """Whether cameras are registered with depth before training on ``views`` (see ``register_cameras``)."""
+        if not self.refine_cameras:
+            return False
+        if self.register_cameras is None:
+            return views.depth is not None and views.depth_is_metric
+        return bool(self.register_cameras)
 
     @property
     def pose_schedule(self) -> tuple[int, int]:

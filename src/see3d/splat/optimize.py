@@ -4,7 +4,9 @@ Loss: ``(1 - lambda) L1 + lambda (1 - SSIM)`` (lambda = 0.2, SSIM with the 3DGS 
 and zero padding), plus optionally ``lambda_lpips * LPIPS`` from ``lpips_from`` on (See3D's loss for
 generated views; masked pixels are replaced by the target's so they neither count nor get gradient) and a
 scale penalty for sparse inputs. With ``refine_cameras`` a rigid correction per view is optimised jointly
-(:mod:`see3d.splat.poses`). Adam with one learning rate per
+(:mod:`see3d.splat.poses`), after the cameras were registered with the views' metric depth when they have
+it (:meth:`SplatTrainer.create`, :mod:`see3d.splat.register`); a prior on the corrections (``pose_prior``)
+then keeps them near the registered cameras. Adam with one learning rate per
 parameter; the position learning rate decays exponentially and is scaled by the scene extent. One
 training view per step, in reshuffled epochs. Adaptive density control: :mod:`see3d.splat.densify`.
 Coarse-to-fine: on the CPU rasterizer the first ``cfg.coarse_steps`` steps fit 2x-downsampled views
@@ -27,6 +29,7 @@ import torch
 
 from see3d.errors import InputError
 from see3d.io.atomic import atomic_path, write_json_atomic
+from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
 from see3d.metrics import ssim
@@ -34,7 +37,7 @@ from see3d.splat.config import ReconstructConfig
 from see3d.splat.densify import FIELDS, SplatParams, densify_and_prune
 from see3d.splat.gaussians import Gaussians
 from see3d.splat.init import points_from_depth, points_in_frusta, scene_extent
-from see3d.splat.poses import PoseCorrections, pivot_depths
+from see3d.splat.poses import PoseCorrections, correction_report, pivot_depths
 from see3d.splat.rasterize import render, resolve_splat_placement
 
 log = get_logger(__name__)
@@ -95,8 +98,13 @@ def half_resolution(images: torch.Tensor, masks: torch.Tensor | None, K: torch.T
 class SplatTrainer:
     """Optimise splats on ``views``; :meth:`train` runs to ``cfg.iters``, :meth:`save` / :meth:`load` checkpoint."""
 
-    def __init__(self, views: Views, cfg: ReconstructConfig, init: Gaussians, extent: float | None = None):
+    def __init__(
+        self, views: Views, cfg: ReconstructConfig, init: Gaussians, extent: float | None = None, given: Views | None = None, registration: dict | None = None
+    ):
+        """``views`` are trained on; ``given`` (default ``views``) are the views as the user gave them when
+        ``views`` carry registered cameras (:meth:`create`), ``registration`` that step's summary."""
         self.views, self.cfg = views, cfg
+        self.given, self.registration = (views if given is None else given), registration
         self.device, self.backend = resolve_splat_placement(cfg.device, cfg.backend)
         self.extent = float(extent) if extent is not None else scene_extent(views, init.means.numpy() if init.device.type == "cpu" else None)
         self.images = torch.as_tensor(views.images, device=self.device)
@@ -189,6 +197,9 @@ class SplatTrainer:
             loss = loss + cfg.lambda_lpips * self._lpips(p4, t4, mask)
         if cfg.scale_reg_weight > 0:
             loss = loss + cfg.scale_reg_weight * g.log_scales.exp().max(1).values.mean() / self.extent
+        prior = 0.0 if self.poses is None else cfg.pose_prior_weight(self.registration is not None)
+        if prior > 0:
+            loss = loss + prior * self.poses.magnitude(i)
         loss.backward()
 
         start, until, every = cfg.densify_schedule
@@ -269,12 +280,15 @@ class SplatTrainer:
 
     def refined_c2w(self) -> np.ndarray:
         """(N, 4, 4) training cameras (OpenCV c2w) with the learned corrections (the nominal ones without refinement)."""
-        c2w = self.c2w.detach().double()
+        c2w = torch.as_tensor(self.views.cameras.c2w, dtype=torch.float64)  # the float64 cameras, not the float32 copy trained with
         return (c2w if self.poses is None else self.poses.refined(c2w)).cpu().numpy()
 
     def pose_report(self) -> list[dict]:
-        """Per training view: the learned correction (rotation in degrees, translation); empty without refinement."""
-        return [] if self.poses is None else self.poses.report(self.views.names, self.c2w, self.extent)
+        """Per training view: the correction from the given camera to the refined one (registration and joint
+        refinement together; rotation in degrees, translation); empty without refinement."""
+        if self.poses is None:
+            return []
+        return correction_report(self.views.names, self.given.cameras.c2w, self.refined_c2w(), self.extent)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, out_dir: str | Path) -> Path:
@@ -297,8 +311,10 @@ class SplatTrainer:
         tensors["rng/torch"] = self.gen.get_state()
         if self.poses is not None:
             tensors.update(self.poses.state_tensors())
+        if self.given is not self.views:
+            tensors["cameras/registered"] = torch.as_tensor(self.views.cameras.c2w, dtype=torch.float64)
         tensors = {k: v.contiguous() for k, v in tensors.items()}
-        data = views_digest(self.views)
+        data = views_digest(self.given)
         with atomic_path(out_dir / "checkpoint.safetensors") as tmp:
             save_file(tensors, str(tmp), metadata={"step": str(self.step), "data": data})
         state = {
@@ -313,9 +329,32 @@ class SplatTrainer:
             "adam_steps": adam_steps,
             "numpy_rng": self.rng.bit_generator.state,
             "config": asdict(self.cfg),
+            "registration": self.registration,
         }
         write_json_atomic(out_dir / "checkpoint.json", state)
         return out_dir / "checkpoint.json"
+
+    @classmethod
+    def create(
+        cls,
+        views: Views,
+        cfg: ReconstructConfig,
+        points: np.ndarray | None = None,
+        colors: np.ndarray | None = None,
+        bounds: tuple[float, float] | None = None,
+        show_progress: bool = False,
+    ) -> SplatTrainer:
+        """A trainer for ``views`` with its initial splats (:func:`initial_gaussians`, seeded by ``cfg.seed``).
+        When ``cfg.registers(views)``, the cameras are first registered with the views' depth
+        (:func:`see3d.splat.register.register_views`) and the splats initialised and trained at the registered
+        cameras; :meth:`pose_report` still reports corrections from the given ones."""
+        registration, train = None, views
+        if cfg.registers(views):
+            from see3d.splat.register import register_views
+
+            train, registration = register_views(views, show_progress, cfg.register_steps)
+        init = initial_gaussians(train, cfg, np.random.default_rng(cfg.seed), points, colors, bounds)
+        return cls(train, cfg, init, given=views, registration=registration)
 
     @classmethod
     def load(cls, out_dir: str | Path, views: Views, cfg: ReconstructConfig | None = None) -> SplatTrainer:
@@ -352,7 +391,11 @@ class SplatTrainer:
         init = Gaussians(p["means"], p["quats"], p["log_scales"], p["opacity_logits"], torch.cat([p["sh_dc"], p["sh_rest"]], 1))
         if init.sh_degree != cfg.sh_degree:
             raise InputError(js, f"checkpoint has SH degree {init.sh_degree} but the config asks for {cfg.sh_degree}")
-        tr = cls(views, cfg, init, extent=state["extent"])
+        train = views
+        if "cameras/registered" in tensors:  # trained at registered cameras (create)
+            train = views[:]
+            train.cameras = Cameras(views.cameras.K, tensors["cameras/registered"].numpy(), views.cameras.width, views.cameras.height)
+        tr = cls(train, cfg, init, extent=state["extent"], given=views, registration=state.get("registration"))
         tr.sp.set_lr("means", 0.0)
         for grp in tr.sp.optimizer.param_groups:
             name, prm = grp["name"], grp["params"][0]

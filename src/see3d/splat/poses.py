@@ -115,6 +115,11 @@ class PoseCorrections:
         t = min(1.0, max(0.0, (step - self.start - self.warmup) / max(1, self.iters - self.start - self.warmup)))
         return ramp * math.exp(t * math.log(0.01))
 
+    def magnitude(self, i: int) -> torch.Tensor:
+        """Squared size of view ``i``'s correction, ``|omega|^2 + |rho|^2`` (radians^2 and pivot depths^2): the
+        prior that holds a camera at its nominal pose where the images do not ask for a move."""
+        return self.rot[i].square().sum() + self.trans[i].square().sum()
+
     def apply(self, i: int, c2w: torch.Tensor) -> torch.Tensor:
         """The (4, 4) camera-to-world view ``i`` is rendered from while training (differentiable in the
         correction; view 0 as given with ``gauge="fixed"``)."""
@@ -185,16 +190,9 @@ class PoseCorrections:
 
     @torch.no_grad()
     def report(self, names: list[str], c2w: torch.Tensor, extent: float) -> list[dict]:
-        """Per view: the correction from nominal ``c2w (N, 4, 4)`` to the refined camera (rotation in degrees
-        about the camera centre, centre displacement in world units and % of the extent)."""
+        """Per view: the correction from nominal ``c2w (N, 4, 4)`` to the refined camera (:func:`correction_report`)."""
         c2w = c2w.detach().to(torch.float64)
-        ref = self.refined(c2w)
-        rot = rotation_angle_deg(c2w[:, :3, :3].transpose(1, 2) @ ref[:, :3, :3])
-        t = (ref[:, :3, 3] - c2w[:, :3, 3]).norm(dim=-1).cpu().numpy()
-        return [
-            {"view": n, "rotation_deg": float(r), "translation": float(d), "translation_pct_extent": float(100 * d / extent)}
-            for n, r, d in zip(names, rot, t)
-        ]
+        return correction_report(names, c2w.cpu().numpy(), self.refined(c2w).cpu().numpy(), extent)
 
     # ------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -223,6 +221,18 @@ class PoseCorrections:
                     "exp_avg": tensors[f"{key}/exp_avg"].to(p.device),
                     "exp_avg_sq": tensors[f"{key}/exp_avg_sq"].to(p.device),
                 }
+
+
+def correction_report(names: list[str], c2w_from: np.ndarray, c2w_to: np.ndarray, extent: float) -> list[dict]:
+    """Per view: the correction from camera ``c2w_from`` to ``c2w_to`` (both ``(N, 4, 4)`` OpenCV c2w): rotation in
+    degrees about the camera centre, centre displacement in world units and in % of ``extent``."""
+    a, b = torch.as_tensor(c2w_from, dtype=torch.float64), torch.as_tensor(c2w_to, dtype=torch.float64)
+    rot = rotation_angle_deg(a[:, :3, :3].transpose(1, 2) @ b[:, :3, :3])
+    t = (b[:, :3, 3] - a[:, :3, 3]).norm(dim=-1).numpy()
+    return [
+        {"view": n, "rotation_deg": float(r), "translation": float(d), "translation_pct_extent": float(100 * d / extent)}
+        for n, r, d in zip(names, rot, t)
+    ]
 
 
 def pivot_depths(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -29,7 +29,7 @@ from see3d.log import get_logger
 from see3d.splat.config import ReconstructConfig
 from see3d.splat.export import write_scene_cameras
 from see3d.splat.gaussians import Gaussians, write_ply
-from see3d.splat.optimize import SplatTrainer, initial_gaussians
+from see3d.splat.optimize import SplatTrainer
 from see3d.splat.project import EPS2D
 
 log = get_logger(__name__)
@@ -155,8 +155,7 @@ def reconstruct(
         trainer = SplatTrainer.load(out, train, cfg)
         log.info("resuming at step %d of %d", trainer.step, cfg.iters)
     else:
-        init = initial_gaussians(train, cfg, np.random.default_rng(cfg.seed), data.points, data.point_colors, data.bounds)
-        trainer = SplatTrainer(train, cfg, init)
+        trainer = SplatTrainer.create(train, cfg, data.points, data.point_colors, data.bounds, show_progress=show_progress)
     save_config(cfg, out / "config.json")
     g = trainer.train(out, show_progress=show_progress)
     train_s = time.time() - t0
@@ -170,6 +169,8 @@ def reconstruct(
     summary: dict = {"splats": str(out / "splats.ply"), "num_gaussians": len(g), "train_seconds": train_s, "train_views": [views.names[i] for i in rest]}
     if trainer.poses is not None:
         summary["camera_corrections"] = write_refined_cameras(out / "transforms.json", train.cameras, trainer.refined_c2w(), trainer.pose_report())
+    if trainer.registration is not None:
+        summary["camera_registration"] = {k: v for k, v in trainer.registration.items() if k != "corrections"}
     if test_idx:
         metrics = evaluate(g_dev, views[test_idx], cfg.background, backend, cfg.eps2d)
         metrics.update(train_views=summary["train_views"], train_seconds=train_s, iters=cfg.iters, num_gaussians=len(g))
