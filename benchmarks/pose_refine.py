@@ -7,8 +7,10 @@ settings, depth-initialised from the nominal (perturbed) cameras:
 
 - ``true``: the unperturbed cameras, no refinement (the reference);
 - ``perturbed``: perturbed cameras, no refinement;
-- ``refined_<gauge>``: perturbed cameras with joint camera refinement, for each ``--gauges`` entry
-  (``datum``: the default; ``fixed``: view 0 never corrected, the earlier scheme).
+- ``refined_<gauge>``: perturbed cameras refined, for each ``--gauges`` entry (``datum``: the default;
+  ``fixed``: view 0 never corrected, the earlier scheme): registered with the views' depth first
+  (``see3d.splat.register``; its errors under ``registered``), then refined jointly with the splats under the
+  default prior; ``--no-register``: joint refinement alone (the fifth session's scheme).
 
 Prints held-out PSNR of each at the true test cameras, and after aligning each test camera to the frozen
 splats (``_aligned``: the protocol of pose-free methods), and for the refined fits the remaining error of
@@ -19,7 +21,7 @@ training cameras (``rpe_rot``: frame-free, the RPE_r those papers report). Rotat
 errors in % of the scene extent.
 
     .venv/bin/python benchmarks/pose_refine.py [--size 192 144] [--iters 1500] [--seed 0] [--gauges datum fixed] [--eps2d 0.3]
-        [--fits true perturbed refined]
+        [--fits true perturbed refined] [--no-register]
 """
 
 from __future__ import annotations

@@ -67,7 +67,9 @@ def test_registration_refuses_views_without_metric_depth_or_overlap(synth):
 
 def test_trainer_registers_before_refinement_reports_from_the_given_cameras_and_resumes(synth, tmp_path):
     views, moved = synth
-    cfg = ReconstructConfig(iters=12, sh_degree=0, init="depth", init_points=2000, checkpoint_every=0, refine_cameras=True, register_steps=150)
+    cfg = ReconstructConfig(
+        iters=12, sh_degree=0, init="depth", init_points=2000, checkpoint_every=0, refine_cameras=True, register_cameras=True, register_steps=150
+    )
     tr = SplatTrainer.create(moved, cfg)
     assert tr.registration is not None and tr.given is moved
     assert _rot_err(views.cameras.c2w, tr.views.cameras.c2w).max() < 0.15  # trains at the registered cameras
@@ -81,9 +83,11 @@ def test_trainer_registers_before_refinement_reports_from_the_given_cameras_and_
     np.testing.assert_array_equal(back.views.cameras.c2w, tr.views.cameras.c2w)
     np.testing.assert_array_equal(back.refined_c2w(), tr.refined_c2w())
     assert back.registration == tr.registration
-    off = SplatTrainer.create(moved, ReconstructConfig(iters=12, sh_degree=0, init="depth", init_points=2000, refine_cameras=True, register_cameras=False))
+    off = SplatTrainer.create(moved, ReconstructConfig(iters=12, sh_degree=0, init="depth", init_points=2000, refine_cameras=True))
     assert off.registration is None and off.views is moved
-    calibrated = SplatTrainer.create(moved, ReconstructConfig(iters=12, sh_degree=0, init="depth", init_points=2000, refine_cameras=False))
+    calibrated = SplatTrainer.create(
+        moved, ReconstructConfig(iters=12, sh_degree=0, init="depth", init_points=2000, refine_cameras=False, register_cameras=True)
+    )
     assert calibrated.registration is None  # no camera refinement, no registration
 
 
@@ -107,8 +111,8 @@ def test_pose_prior_holds_cameras_where_the_images_do_not_ask_for_a_move(synth):
 
 
 def test_reconstruct_registers_generated_views_and_reports_corrections_from_the_given_cameras(synth, tmp_path):
-    """`see3d reconstruct` on a generate output (metric depth per view): the cameras are registered first, the
-    summary says so, transforms.json holds the final cameras with each view's correction from the given one,
+    """`see3d reconstruct --register-cameras` on a generate output (metric depth per view): the cameras are
+    registered first, the summary says so, transforms.json holds the final cameras with each view's correction from the given one,
     and a resume picks the registered cameras up from the checkpoint."""
     import json
 
@@ -118,7 +122,7 @@ def test_reconstruct_registers_generated_views_and_reports_corrections_from_the_
     moved.save(tmp_path / "gen")
     (tmp_path / "gen" / "generate_config.json").write_text("{}")  # marks a see3d generate output
     # cameras held still in the joint phase (pose_start past the end): transforms.json then holds the registered ones
-    cfg = ReconstructConfig(iters=8, sh_degree=0, init_points=2000, checkpoint_every=4, register_steps=150, pose_start=1000)
+    cfg = ReconstructConfig(iters=8, sh_degree=0, init_points=2000, checkpoint_every=4, register_cameras=True, register_steps=150, pose_start=1000)
     summary = reconstruct(load_training_data(tmp_path / "gen"), tmp_path / "out", cfg, show_progress=False)
     reg = summary["camera_registration"]
     assert reg["pairs"] > 0 and reg["loss_end"] < reg["loss_start"] and reg["unregistered_views"] == []

@@ -91,10 +91,11 @@ class ReconstructConfig:
         metadata={"min": 0, "help": "weight of a penalty on the squared camera corrections (radians^2, pivot depths^2) added to each view's loss "
                   f"(default: {REGISTERED_POSE_PRIOR:g} after depth registration, which leaves the corrections little to do, else 0)"},
     )
-    register_cameras: bool | None = field(
-        default=None,
+    register_cameras: bool = field(
+        default=False,
         metadata={"help": "with camera refinement, first register the cameras to each other by warping every view with its metric depth "
-                  "(see3d.splat.register; default: on when every view has metric depth, as see3d generate writes)"},
+                  "(see3d.splat.register): for depth that is measured or exact (RGB-D, synthetic); estimated depth with errors of "
+                  "about 10% misleads it (README), so it is off by default, also for see3d generate output"},
     )
     register_steps: int = field(default=300, metadata={"min": 1, "help": "steps of camera registration"})
     # bookkeeping
@@ -157,12 +158,9 @@ class ReconstructConfig:
         return REGISTERED_POSE_PRIOR if registered else 0.0
 
     def registers(self, views) -> bool:
-        """Whether cameras are registered with depth before training on ``views`` (see ``register_cameras``)."""
-        if not self.refine_cameras:
-            return False
-        if self.register_cameras is None:
-            return views.depth is not None and views.depth_is_metric
-        return bool(self.register_cameras)
+        """Whether cameras are registered with depth before training on ``views`` (``register_cameras`` with camera
+        refinement; :func:`see3d.splat.register.register_views` refuses views without metric depth)."""
+        return bool(self.refine_cameras) and self.register_cameras
 
     @property
     def pose_schedule(self) -> tuple[int, int]:

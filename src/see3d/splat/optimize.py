@@ -4,9 +4,9 @@ Loss: ``(1 - lambda) L1 + lambda (1 - SSIM)`` (lambda = 0.2, SSIM with the 3DGS 
 and zero padding), plus optionally ``lambda_lpips * LPIPS`` from ``lpips_from`` on (See3D's loss for
 generated views; masked pixels are replaced by the target's so they neither count nor get gradient) and a
 scale penalty for sparse inputs. With ``refine_cameras`` a rigid correction per view is optimised jointly
-(:mod:`see3d.splat.poses`), after the cameras were registered with the views' metric depth when they have
-it (:meth:`SplatTrainer.create`, :mod:`see3d.splat.register`); a prior on the corrections (``pose_prior``)
-then keeps them near the registered cameras. Adam with one learning rate per
+(:mod:`see3d.splat.poses`), with ``register_cameras`` after the cameras were registered with the views'
+metric depth (:meth:`SplatTrainer.create`, :mod:`see3d.splat.register`); a prior on the corrections
+(``pose_prior``) then keeps them near the registered cameras. Adam with one learning rate per
 parameter; the position learning rate decays exponentially and is scaled by the scene extent. One
 training view per step, in reshuffled epochs. Adaptive density control: :mod:`see3d.splat.densify`.
 Coarse-to-fine: on the CPU rasterizer the first ``cfg.coarse_steps`` steps fit 2x-downsampled views

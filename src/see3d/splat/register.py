@@ -11,8 +11,10 @@ Why before the splats: joint refinement of cameras and splats from depth-initial
 cameras drift along a nearly unobservable bending of the whole trajectory while the splats are still rough
 (0.25-0.49 deg mean on ``benchmarks/pose_refine.py`` rooms, even from the true cameras), and nothing pulls
 them back once the splats have followed. Warping with the views' depth sees no such freedom: the depth fixes
-each view's structure, so the relative poses are determined pair by pair. ``see3d generate`` writes aligned
-metric depth for every view, so this runs on its output by default.
+each view's structure, so the relative poses are determined pair by pair — when the depth is right: with
+depth maps carrying independent errors of about 10% (``see3d.synth.depth_errors``, as monocular estimates do)
+it turns cameras by 0.1-1.3 degrees to fit the errors (README), so it is off unless asked for
+(``ReconstructConfig.register_cameras``), also for ``see3d generate`` output, whose depth is estimated.
 
 Written here rather than taken from a library: the dense, depth-based (direct) alignment of a few posed
 RGB-D views is the core of RGB-D odometry (Open3D's ``compute_rgbd_odometry`` does one pair, not a jointly
