@@ -10,7 +10,9 @@ settings, depth-initialised from the nominal (perturbed) cameras:
 - ``refined_<gauge>``: perturbed cameras refined, for each ``--gauges`` entry (``datum``: the default;
   ``fixed``: view 0 never corrected, the earlier scheme): registered with the views' depth first
   (``see3d.splat.register``; its errors under ``registered``), then refined jointly with the splats under the
-  default prior; ``--no-register``: joint refinement alone (the fifth session's scheme).
+  default prior; ``--no-register``: joint refinement alone (the fifth session's scheme);
+- ``registration``: the depth registration of the perturbed cameras alone, no splats. With ``--depth-error``
+  every training view's depth carries its own monocular-like error (``see3d.synth.depth_errors``).
 
 Prints held-out PSNR of each at the true test cameras, and after aligning each test camera to the frozen
 splats (``_aligned``: the protocol of pose-free methods), and for the refined fits the remaining error of
@@ -21,7 +23,7 @@ training cameras (``rpe_rot``: frame-free, the RPE_r those papers report). Rotat
 errors in % of the scene extent.
 
     .venv/bin/python benchmarks/pose_refine.py [--size 192 144] [--iters 1500] [--seed 0] [--gauges datum fixed] [--eps2d 0.3]
-        [--fits true perturbed refined] [--no-register]
+        [--fits true perturbed refined registration] [--no-register] [--depth-error smooth|mixed|... [--depth-error-strength 0.1]]
 """
 
 from __future__ import annotations
@@ -93,8 +95,14 @@ def run(
     eps2d: float = EPS2D,
     fits: tuple[str, ...] | list[str] = ("true", "perturbed", "refined"),
     register: bool = True,
+    depth_error: str | None = None,
+    depth_error_strength: float = 0.1,
 ) -> dict:
     train, moved, test = make_data(seed, n, width, height)
+    if depth_error is not None:  # every training view's depth with its own monocular-like error (true cameras' fit keeps the true depth)
+        from see3d.synth.depth_errors import distort_depth
+
+        moved.depth = np.stack([distort_depth(d, depth_error, seed=100 * seed + i, strength=depth_error_strength) for i, d in enumerate(moved.depth)])
     # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the
     # cameras, see ReconstructConfig.coarse_steps), and the reference fits are run the same way to compare like with like
     base = dict(iters=iters, sh_degree=1, init="depth", init_points=init_points, seed=seed, checkpoint_every=0, eps2d=eps2d, coarse_until=0)
@@ -102,6 +110,14 @@ def run(
 
     ext = scene_extent(train)
     out: dict = {"seed": seed, "views": n, "size": [width, height], "iters": iters, "eps2d": eps2d, "perturbation": camera_errors(moved.cameras, train.cameras, ext)}
+    if depth_error is not None:
+        out["depth_error"] = {"kind": depth_error, "strength": depth_error_strength}
+    if "registration" in fits:  # the depth registration alone, no splats
+        from see3d.splat.register import register_views
+
+        t0 = time.time()
+        reg, _ = register_views(moved)
+        out["registration"] = {"seconds": round(time.time() - t0, 1), **camera_errors(reg.cameras, train.cameras, ext)}
     runs = [(name, v, {"refine_cameras": False}) for name, v in (("true", train), ("perturbed", moved)) if name in fits]
     runs += [(f"refined_{g}", moved, {"refine_cameras": True, "pose_gauge": g, "register_cameras": register}) for g in gauges if "refined" in fits]
     for name, views, extra in runs:
@@ -124,11 +140,17 @@ def main() -> None:
     ap.add_argument("--init-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gauges", nargs="+", choices=["datum", "fixed"], default=["datum"], help="refined fits to run, one per gauge")
-    ap.add_argument("--fits", nargs="+", choices=["true", "perturbed", "refined"], default=["true", "perturbed", "refined"], help="which fits to run")
+    ap.add_argument(
+        "--fits", nargs="+", choices=["true", "perturbed", "refined", "registration"], default=["true", "perturbed", "refined"],
+        help="which fits to run (registration: the depth registration of the perturbed cameras alone)",
+    )
+    ap.add_argument("--depth-error", choices=["smooth", "regions", "edges", "mixed"], help="distort each training view's depth (see3d.synth.depth_errors)")
+    ap.add_argument("--depth-error-strength", type=float, default=0.1)
     ap.add_argument("--eps2d", type=float, default=EPS2D, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
     ap.add_argument("--no-register", action="store_true", help="refined fits without the depth registration of the cameras first (joint refinement alone)")
     a = ap.parse_args()
-    print(json.dumps(run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d, a.fits, not a.no_register), indent=2))
+    out = run(a.seed, a.views, a.size[0], a.size[1], a.iters, a.init_points, a.gauges, a.eps2d, a.fits, not a.no_register, a.depth_error, a.depth_error_strength)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
