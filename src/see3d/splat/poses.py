@@ -188,12 +188,6 @@ class PoseCorrections:
             out[0] = c2w[0]  # equal up to rounding with "datum"; exactly, by definition
         return out
 
-    @torch.no_grad()
-    def report(self, names: list[str], c2w: torch.Tensor, extent: float) -> list[dict]:
-        """Per view: the correction from nominal ``c2w (N, 4, 4)`` to the refined camera (:func:`correction_report`)."""
-        c2w = c2w.detach().to(torch.float64)
-        return correction_report(names, c2w.cpu().numpy(), self.refined(c2w).cpu().numpy(), extent)
-
     # ------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {"pose/rot": self.rot.detach().cpu(), "pose/trans": self.trans.detach().cpu(), "pose/pivots": self.pivots.cpu()}
