@@ -42,6 +42,7 @@ from see3d.splat.poses import align_cameras, perturb_c2w
 from see3d.splat.project import EPS2D
 from see3d.splat.reconstruct import evaluate
 from see3d.synth import camera_path, make_scene, scene_views
+from see3d.synth.depth_errors import ERRORS, distort_depth
 
 
 def make_data(seed: int, n: int, width: int, height: int, rot_deg=(1.0, 2.0), trans_frac: float = 0.02):
@@ -77,7 +78,7 @@ def camera_errors(est: Cameras, true: Cameras, extent: float) -> dict:
 
 def fit(views, test, cfg: ReconstructConfig, align_steps: int = 60) -> tuple[float, float, SplatTrainer]:
     """(held-out PSNR at the given test cameras, held-out PSNR after aligning them, trainer)."""
-    tr = SplatTrainer.create(views, cfg)  # registers the cameras with the views' depth first when cfg.registers(views)
+    tr = SplatTrainer.create(views, cfg)  # registers the cameras with the views' depth first when cfg.registers
     g = tr.train(show_progress=False)
     aligned = test[:]
     aligned.cameras = Cameras(test.cameras.K, align_cameras(g, test, align_steps, extent=tr.extent, eps2d=cfg.eps2d), test.cameras.width, test.cameras.height)
@@ -100,8 +101,6 @@ def run(
 ) -> dict:
     train, moved, test = make_data(seed, n, width, height)
     if depth_error is not None:  # every training view's depth with its own monocular-like error (true cameras' fit keeps the true depth)
-        from see3d.synth.depth_errors import distort_depth
-
         moved.depth = np.stack([distort_depth(d, depth_error, seed=100 * seed + i, strength=depth_error_strength) for i, d in enumerate(moved.depth)])
     # every fit at full resolution throughout: refined fits have no coarse phase by default (it biases the
     # cameras, see ReconstructConfig.coarse_steps), and the reference fits are run the same way to compare like with like
@@ -144,7 +143,7 @@ def main() -> None:
         "--fits", nargs="+", choices=["true", "perturbed", "refined", "registration"], default=["true", "perturbed", "refined"],
         help="which fits to run (registration: the depth registration of the perturbed cameras alone)",
     )
-    ap.add_argument("--depth-error", choices=["smooth", "regions", "edges", "mixed"], help="distort each training view's depth (see3d.synth.depth_errors)")
+    ap.add_argument("--depth-error", choices=ERRORS, help="distort each training view's depth (see3d.synth.depth_errors)")
     ap.add_argument("--depth-error-strength", type=float, default=0.1)
     ap.add_argument("--eps2d", type=float, default=EPS2D, help="screen-space dilation of the splats, every fit (ReconstructConfig.eps2d)")
     ap.add_argument("--no-register", action="store_true", help="refined fits without the depth registration of the cameras first (joint refinement alone)")

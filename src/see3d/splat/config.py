@@ -157,9 +157,10 @@ class ReconstructConfig:
             return float(self.pose_prior)
         return REGISTERED_POSE_PRIOR if registered else 0.0
 
-    def registers(self, views) -> bool:
-        """Whether cameras are registered with depth before training on ``views`` (``register_cameras`` with camera
-        refinement; :func:`see3d.splat.register.register_views` refuses views without metric depth)."""
+    @property
+    def registers(self) -> bool:
+        """Whether cameras are registered with depth before training (``register_cameras`` with camera refinement;
+        :func:`see3d.splat.register.register_views` refuses views without metric depth)."""
         return bool(self.refine_cameras) and self.register_cameras
 
     @property

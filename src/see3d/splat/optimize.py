@@ -345,11 +345,11 @@ class SplatTrainer:
         show_progress: bool = False,
     ) -> SplatTrainer:
         """A trainer for ``views`` with its initial splats (:func:`initial_gaussians`, seeded by ``cfg.seed``).
-        When ``cfg.registers(views)``, the cameras are first registered with the views' depth
+        When ``cfg.registers``, the cameras are first registered with the views' depth
         (:func:`see3d.splat.register.register_views`) and the splats initialised and trained at the registered
         cameras; :meth:`pose_report` still reports corrections from the given ones."""
         registration, train = None, views
-        if cfg.registers(views):
+        if cfg.registers:
             from see3d.splat.register import register_views
 
             train, registration = register_views(views, show_progress, cfg.register_steps)

@@ -30,9 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from see3d.errors import InputError
+from see3d.geometry.projection import project_points, transform_points, unproject_depth
 from see3d.io.cameras import Cameras
 from see3d.io.views import Views
 from see3d.log import get_logger, progress
+from see3d.metrics import gaussian_window
 from see3d.splat.init import scene_extent
 from see3d.splat.poses import PoseCorrections, correction_report
 
@@ -62,13 +64,12 @@ class Registration:
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``(N, C, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels (replicated borders)."""
+    """``(N, C, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels (replicated borders, unlike
+    :mod:`see3d.metrics`' zero-padded SSIM filter, whose window it shares)."""
     if sigma <= 0:
         return x
     r = int(3 * sigma + 0.5)
-    ax = torch.arange(-r, r + 1, dtype=x.dtype)
-    g = torch.exp(-0.5 * (ax / sigma) ** 2)
-    g = g / g.sum()
+    g = gaussian_window(2 * r + 1, sigma, dtype=x.dtype)
     C = x.shape[1]
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
@@ -80,29 +81,29 @@ class _PairWarp:
     def __init__(self, depth: torch.Tensor, K: torch.Tensor, stride: int):
         N, H, W = depth.shape
         self.depth, self.K, self.H, self.W = depth[:, None], K, H, W
+        cam = unproject_depth(depth, K)  # (N, H, W, 3) camera-frame points of every pixel centre
         ys, xs = torch.meshgrid(torch.arange(0, H, stride), torch.arange(0, W, stride), indexing="ij")
         self.pix: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.pts: list[torch.Tensor] = []  # (P_i, 3) camera-frame points of view i
         for i in range(N):
             z = depth[i, ys, xs]
             ok = torch.isfinite(z) & (z > 0)
-            y, x, z = ys[ok], xs[ok], z[ok]
-            u, v = x.to(z.dtype) + 0.5, y.to(z.dtype) + 0.5  # pixel centres
+            y, x = ys[ok], xs[ok]
             self.pix.append((y, x))
-            self.pts.append(torch.stack([(u - K[i, 0, 2]) / K[i, 0, 0] * z, (v - K[i, 1, 2]) / K[i, 1, 1] * z, z], -1))
+            self.pts.append(cam[i, y, x])
 
     def __call__(self, i: int, j: int, c2w_i: torch.Tensor, c2w_j: torch.Tensor, tol: float, images: torch.Tensor | None = None):
         """Warp view ``i``'s points into view ``j``: ``(visible (P,) bool, relative depth error (P,), colour
         error (P,) or None)``; colour errors compare ``images (N, 3, H, W)`` at both ends (L1 over channels)."""
-        T = torch.linalg.inv(c2w_j) @ c2w_i
-        q = self.pts[i] @ T[:3, :3].T + T[:3, 3]
-        zq = q[:, 2].clamp_min(1e-6)
-        K = self.K[j]
-        gx = (K[0, 0] * q[:, 0] / zq + K[0, 2]) / self.W * 2 - 1
-        gy = (K[1, 1] * q[:, 1] / zq + K[1, 2]) / self.H * 2 - 1
+        world = transform_points(self.pts[i][None], c2w_i[None])
+        uv, z = project_points(world, self.K[j][None], c2w_j[None])
+        uv, z = uv[0], z[0]
+        gx = uv[:, 0] / self.W * 2 - 1
+        gy = uv[:, 1] / self.H * 2 - 1
         grid = torch.stack([gx, gy], -1)[None, None]
         d_j = F.grid_sample(self.depth[j : j + 1], grid, align_corners=False, padding_mode="border")[0, 0, 0]
-        inside = (gx.abs() < 1 - 2 / self.W) & (gy.abs() < 1 - 2 / self.H) & (q[:, 2] > 0) & (d_j > 0)
+        inside = (gx.abs() < 1 - 2 / self.W) & (gy.abs() < 1 - 2 / self.H) & (z > 0) & (d_j > 0)
+        zq = z.clamp_min(1e-6)
         rel = (d_j - zq).abs() / zq
         vis = inside & (rel < tol)
         col = None

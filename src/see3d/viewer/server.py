@@ -97,9 +97,9 @@ def orbit_target(c2w: np.ndarray, up: np.ndarray, distance: float) -> tuple[np.n
     ``c2w (4, 4)``: the look-at point ``distance`` ahead on its optical axis (+z) and, as the orbit up, the world
     ``up`` without its component along the camera's x axis (so the view keeps its roll), or the camera's own up
     (-y) when that is (nearly) perpendicular to or opposite the camera's up (the rule viser's ``wxyz`` setter uses)."""
-    c2w = np.asarray(c2w, dtype=np.float64)
+    c2w, up = np.asarray(c2w, dtype=np.float64), np.asarray(up, dtype=np.float64)
     x, cam_up, z, pos = c2w[:3, 0], -c2w[:3, 1], c2w[:3, 2], c2w[:3, 3]
-    orbit_up = np.asarray(up, dtype=np.float64) - float(np.asarray(up, dtype=np.float64) @ x) * x
+    orbit_up = up - float(up @ x) * x
     n = float(np.linalg.norm(orbit_up))
     if n < 1e-9 or float(orbit_up @ cam_up) / n < 0.05:
         orbit_up = cam_up
